@@ -1,0 +1,1 @@
+"""Linli (邻里): a community-service assistant."""

@@ -1,0 +1,257 @@
+"""Loads config.yml and the environment into a validated, read-only Config."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+LANGUAGE_ID_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?(_[A-Z]{2})?$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, naming the file and the key at fault."""
+
+
+@dataclass(frozen=True)
+class Language:
+    id: str
+    native_name: str
+    direction: str  # "ltr" or "rtl"
+
+
+@dataclass(frozen=True)
+class Department:
+    id: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    department: str
+    time_limit_hours: int
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EmergencyNumber:
+    number: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    community_names: dict[str, str]
+    timezone: str
+    default_language: str
+    languages: tuple[Language, ...]
+    departments: tuple[Department, ...]
+    categories: tuple[Category, ...]
+    emergency_numbers: tuple[EmergencyNumber, ...]
+    data_dir: Path
+    database_url: str
+    locales_dir: Path
+
+    @property
+    def language_ids(self) -> tuple[str, ...]:
+        return tuple(lang.id for lang in self.languages)
+
+    def language(self, language_id: str) -> Language:
+        for lang in self.languages:
+            if lang.id == language_id:
+                return lang
+        raise KeyError(language_id)
+
+    def category(self, category_id: str) -> Category:
+        for cat in self.categories:
+            if cat.id == category_id:
+                return cat
+        raise KeyError(category_id)
+
+    def department(self, department_id: str) -> Department:
+        for dep in self.departments:
+            if dep.id == department_id:
+                return dep
+        raise KeyError(department_id)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class _Checker:
+    """Walks the raw YAML and raises ConfigError naming `file: key.path: problem`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping")
+        return value
+
+    def sequence(self, value: Any, key: str) -> list:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, "must be a non-empty list")
+        return value
+
+    def text(self, value: Any, key: str) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "must be a non-empty text")
+        return value.strip()
+
+    def identifier(self, value: Any, key: str) -> str:
+        value = self.text(value, key)
+        if not ID_PATTERN.match(value):
+            raise self.fail(key, f"{value!r} must be lower-case letters, digits and _")
+        return value
+
+    def names(self, value: Any, key: str, languages: tuple[str, ...]) -> dict[str, str]:
+        value = self.mapping(value, key)
+        names = {}
+        for lang in languages:
+            if lang not in value:
+                raise self.fail(f"{key}.{lang}", "missing: every name needs every language")
+            names[lang] = self.text(value[lang], f"{key}.{lang}")
+        unknown = set(value) - set(languages)
+        if unknown:
+            raise self.fail(key, f"unknown language(s) {sorted(unknown)}")
+        return names
+
+
+def find_config_path() -> Path:
+    """LINLI_CONFIG, else ./config.yml, else the project's own config.yml."""
+    env = os.environ.get("LINLI_CONFIG")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd() / "config.yml"
+    if here.is_file():
+        return here.resolve()
+    return PROJECT_ROOT / "config.yml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = Path(path) if path else find_config_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (set LINLI_CONFIG to its path)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    check = _Checker(path)
+    raw = check.mapping(raw, "(top level)")
+
+    languages = []
+    seen: set[str] = set()
+    for i, item in enumerate(check.sequence(raw.get("languages"), "languages")):
+        key = f"languages[{i}]"
+        item = check.mapping(item, key)
+        lang_id = check.text(item.get("id"), f"{key}.id")
+        if not LANGUAGE_ID_PATTERN.match(lang_id):
+            raise check.fail(f"{key}.id", f"{lang_id!r} is not a locale id such as zh_Hans or mn")
+        if lang_id in seen:
+            raise check.fail(f"{key}.id", f"{lang_id!r} is listed twice")
+        seen.add(lang_id)
+        direction = item.get("direction", "ltr")
+        if direction not in ("ltr", "rtl"):
+            raise check.fail(f"{key}.direction", "must be ltr or rtl")
+        languages.append(
+            Language(lang_id, check.text(item.get("native_name"), f"{key}.native_name"), direction)
+        )
+    language_ids = tuple(lang.id for lang in languages)
+
+    default_language = check.text(raw.get("default_language"), "default_language")
+    if default_language not in language_ids:
+        raise check.fail("default_language", f"{default_language!r} is not one of {language_ids}")
+
+    timezone = check.text(raw.get("timezone", "UTC"), "timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise check.fail("timezone", f"{timezone!r} is not a known time zone") from None
+
+    community = check.mapping(raw.get("community"), "community")
+    community_names = check.names(community.get("name"), "community.name", language_ids)
+
+    departments = []
+    for i, item in enumerate(check.sequence(raw.get("departments"), "departments")):
+        key = f"departments[{i}]"
+        item = check.mapping(item, key)
+        dep_id = check.identifier(item.get("id"), f"{key}.id")
+        if any(d.id == dep_id for d in departments):
+            raise check.fail(f"{key}.id", f"{dep_id!r} is listed twice")
+        departments.append(
+            Department(dep_id, check.names(item.get("name"), f"{key}.name", language_ids))
+        )
+    department_ids = {d.id for d in departments}
+
+    categories = []
+    for i, item in enumerate(check.sequence(raw.get("categories"), "categories")):
+        key = f"categories[{i}]"
+        item = check.mapping(item, key)
+        cat_id = check.identifier(item.get("id"), f"{key}.id")
+        if any(c.id == cat_id for c in categories):
+            raise check.fail(f"{key}.id", f"{cat_id!r} is listed twice")
+        department = check.text(item.get("department"), f"{key}.department")
+        if department not in department_ids:
+            raise check.fail(f"{key}.department", f"{department!r} is not a department id")
+        hours = item.get("time_limit_hours")
+        if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
+            raise check.fail(f"{key}.time_limit_hours", "must be a whole number of hours above 0")
+        names = check.names(item.get("name"), f"{key}.name", language_ids)
+        categories.append(Category(cat_id, department, hours, names))
+
+    emergency = []
+    for i, item in enumerate(check.sequence(raw.get("emergency_numbers"), "emergency_numbers")):
+        key = f"emergency_numbers[{i}]"
+        item = check.mapping(item, key)
+        number = check.text(item.get("number"), f"{key}.number")
+        if not re.fullmatch(r"[0-9+ -]{2,20}", number):
+            raise check.fail(f"{key}.number", f"{number!r} is not a phone number")
+        emergency.append(
+            EmergencyNumber(number, check.names(item.get("name"), f"{key}.name", language_ids))
+        )
+
+    base = path.parent
+    locales_dir = Path(os.environ.get("LINLI_LOCALES_DIR") or PROJECT_ROOT / "locales")
+    for lang in language_ids:
+        po = locales_dir / lang / "LC_MESSAGES" / "messages.po"
+        if not po.is_file():
+            raise check.fail("languages", f"{lang!r} has no message catalog at {po}")
+
+    data_dir = Path(os.environ.get("LINLI_DATA_DIR") or base / "var").resolve()
+    database_url = os.environ.get("LINLI_DATABASE_URL") or f"sqlite:///{data_dir / 'linli.db'}"
+    known = {
+        "community", "timezone", "default_language", "languages", "departments",
+        "categories", "emergency_numbers",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise check.fail(unknown[0], f"unknown key (known keys: {', '.join(sorted(known))})")
+    return Config(
+        path=path,
+        community_names=community_names,
+        timezone=timezone,
+        default_language=default_language,
+        languages=tuple(languages),
+        departments=tuple(departments),
+        categories=tuple(categories),
+        emergency_numbers=tuple(emergency),
+        data_dir=data_dir,
+        database_url=database_url,
+        locales_dir=locales_dir,
+    )

@@ -1,0 +1,107 @@
+"""Database engine, sessions, migrations, and mirroring config.yml's categories into tables."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config
+from bot.models import Category, Department
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        _ensure_sqlite_folder(url)
+        engine = create_engine(url, future=True, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - driver hook
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, future=True, pool_pre_ping=True)
+
+
+class Database:
+    """One engine and session factory per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, future=True, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Applies the Alembic migrations up to `revision`."""
+    from alembic import command
+
+    _ensure_sqlite_folder(url)
+    command.upgrade(alembic_config(url), revision)
+
+
+def sync_catalogue(db: Database, config: Config) -> None:
+    """Mirrors departments and categories from config.yml; ones no longer listed go inactive."""
+    with db.session() as session:
+        departments = {d.id: d for d in session.execute(select(Department)).scalars()}
+        for dep in config.departments:
+            row = departments.get(dep.id) or Department(id=dep.id)
+            row.names, row.active = dict(dep.names), True
+            session.add(row)
+        for dep_id, row in departments.items():
+            if dep_id not in {d.id for d in config.departments}:
+                row.active = False
+        session.flush()
+        categories = {c.id: c for c in session.execute(select(Category)).scalars()}
+        for position, cat in enumerate(config.categories):
+            row = categories.get(cat.id) or Category(id=cat.id)
+            row.department_id = cat.department
+            row.time_limit_hours = cat.time_limit_hours
+            row.names = dict(cat.names)
+            row.position = position
+            row.active = True
+            session.add(row)
+        for cat_id, row in categories.items():
+            if cat_id not in {c.id for c in config.categories}:
+                row.active = False
