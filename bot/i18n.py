@@ -1,0 +1,124 @@
+"""Per-language gettext catalogs and Babel formatting of dates, with bidi isolation for RTL."""
+
+from __future__ import annotations
+
+import gettext
+import io
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from bot.config import Config
+
+log = logging.getLogger(__name__)
+DOMAIN = "messages"
+
+# Unicode isolates: keep a left-to-right token (R-123456, a date, a number) whole inside
+# right-to-left text, and mark the paragraph's direction for terminals that apply bidi.
+LRI, RLI, PDI, RLM = "\u2066", "\u2067", "\u2069", "\u200f"
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction into the catalogs without translating it yet."""
+    return message
+
+
+def compile_catalogs(locales_dir: Path) -> list[Path]:
+    """Writes messages.mo beside every messages.po that is newer than its .mo."""
+    written = []
+    for po_path in sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as f:
+            catalog = read_po(f, locale=po_path.parent.parent.name)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog, use_fuzzy=False)
+        mo_path.write_bytes(buffer.getvalue())
+        written.append(mo_path)
+    return written
+
+
+def _load_translations(locales_dir: Path, language: str) -> gettext.NullTranslations:
+    """Loads the compiled catalog; compiles in memory when the .mo is missing or stale."""
+    po_path = locales_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo_path = po_path.with_suffix(".mo")
+    if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+        with mo_path.open("rb") as f:
+            return gettext.GNUTranslations(f)
+    log.warning("catalog %s is not compiled or is stale; compiling it in memory", po_path)
+    with po_path.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+class Translator:
+    """Everything language-dependent for one resident's language."""
+
+    def __init__(self, language: str, translations: gettext.NullTranslations, config: Config):
+        self.language = language
+        self._translations = translations
+        self._config = config
+        self.locale = Locale.parse(language)
+        self.rtl = config.language(language).direction == "rtl"
+
+    def __call__(self, message: str, **values: object) -> str:
+        """Translates `message` and fills its {placeholders}, isolating them in RTL text."""
+        text = self._translations.gettext(message)
+        if values:
+            text = text.format(**{k: self.isolate(v) for k, v in values.items()})
+        return text
+
+    def isolate(self, value: object) -> str:
+        """Wraps a value that is not itself RTL text so that bidi cannot scramble it."""
+        text = str(value)
+        if not self.rtl or not text:
+            return text
+        if any("\u0600" <= ch <= "\u06ff" for ch in text):
+            return f"{RLI}{text}{PDI}"
+        return f"{LRI}{text}{PDI}"
+
+    def name(self, names: Mapping[str, str]) -> str:
+        """Picks this language's entry of a config name map, else the default language's."""
+        return names.get(self.language) or names[self._config.default_language]
+
+    def _local(self, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(self._config.tz)
+
+    def datetime(self, moment: datetime) -> str:
+        """A date and time in the community's time zone, as this locale writes it."""
+        local = self._local(moment)
+        pattern = get_datetime_format("medium", locale=self.locale)
+        day = format_date(local, "medium", locale=self.locale)
+        clock = format_time(local, "short", locale=self.locale)
+        return self.isolate(pattern.replace("{1}", day).replace("{0}", clock))
+
+    def date(self, moment: datetime) -> str:
+        return self.isolate(format_date(self._local(moment), "medium", locale=self.locale))
+
+
+class Catalogs:
+    """Loads each language's catalog once per process."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._translators: dict[str, Translator] = {}
+
+    def translator(self, language: str | None) -> Translator:
+        language = language if language in self.config.language_ids else None
+        language = language or self.config.default_language
+        if language not in self._translators:
+            translations = _load_translations(self.config.locales_dir, language)
+            self._translators[language] = Translator(language, translations, self.config)
+        return self._translators[language]
