@@ -1,0 +1,33 @@
+"""Builds the pieces a command needs: config, database (checked to be migrated), assistant."""
+
+from __future__ import annotations
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from bot.config import Config, load_config
+from bot.core import Assistant
+from bot.db import Database, alembic_config, sync_catalogue
+
+
+class NotMigrated(Exception):
+    """The database is behind the code's migrations."""
+
+
+def check_migrated(db: Database) -> None:
+    script = ScriptDirectory.from_config(alembic_config(db.url))
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != set(script.get_heads()):
+        raise NotMigrated(
+            f"the database at {db.engine.url.render_as_string(hide_password=True)} is not up to "
+            "date: run `linli db upgrade`"
+        )
+
+
+def build(config: Config | None = None, understander=None) -> tuple[Config, Database, Assistant]:
+    config = config or load_config()
+    db = Database(config.database_url)
+    check_migrated(db)
+    sync_catalogue(db, config)
+    return config, db, Assistant(config, db, understander=understander)

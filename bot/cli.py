@@ -1,0 +1,178 @@
+"""The `linli` command line: chat, db, demo, requests, i18n."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import timezone
+
+from bot.config import ConfigError, load_config
+
+log = logging.getLogger("linli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_chat(args) -> int:
+    from bot.app import build
+    from bot.channels.terminal import chat
+
+    _, db, assistant = build()
+    try:
+        asyncio.run(chat(assistant, args.resident))
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    from bot.db import Database, sync_catalogue, upgrade
+
+    config = load_config()
+    upgrade(config.database_url)
+    db = Database(config.database_url)
+    sync_catalogue(db, config)
+    db.dispose()
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_demo_seed(args) -> int:
+    from bot.app import build
+    from bot.demo import seed
+
+    _, db, _ = build()
+    created = seed(db)
+    db.dispose()
+    print("demo community seeded" if created else "demo community already seeded",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_requests_list(args) -> int:
+    from bot.app import build
+    from bot.services import requests as service
+
+    config, db, _ = build()
+    tz = config.tz
+    with db.session() as session:
+        rows = service.staff_list(session, status=args.status, overdue=args.overdue)
+        if not rows:
+            print("no requests match")
+        for request in rows:
+            created = request.created_at.replace(tzinfo=timezone.utc)
+            due = request.due_at.replace(tzinfo=created.tzinfo)
+            flag = " OVERDUE" if service.is_overdue(request) else ""
+            print(
+                f"{request.tracking_number}\t{request.status}\t{request.category_id}\t"
+                f"{request.department_id}\t{created.astimezone(tz):%Y-%m-%d %H:%M}\t"
+                f"due {due.astimezone(tz):%Y-%m-%d %H:%M}{flag}"
+            )
+    db.dispose()
+    return 0
+
+
+def cmd_requests_set_status(args) -> int:
+    from bot.app import build
+    from bot.services import requests as service
+
+    _, db, _ = build()
+    try:
+        with db.session() as session:
+            event = service.change_status(
+                session,
+                args.tracking_number,
+                args.status,
+                actor=f"staff:{args.actor}",
+                note=args.note,
+                department_id=args.department,
+                duplicate_of=args.duplicate_of,
+            )
+            tracking_number = event.request.tracking_number
+    except service.RequestError as exc:
+        print(f"linli requests set-status: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(f"{tracking_number} is now {args.status}; the resident is told at their next turn")
+    return 0
+
+
+def cmd_i18n_compile(args) -> int:
+    from bot.i18n import compile_catalogs
+
+    config = load_config()
+    written = compile_catalogs(config.locales_dir)
+    print(f"compiled {len(written)} catalog(s)", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linli", description="Linli (邻里) community assistant")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO to standard error")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="chat as a resident in the terminal")
+    chat.add_argument("--resident", default="demo", help="who is talking (default: demo)")
+    chat.set_defaults(func=cmd_chat)
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command",
+                                                                  required=True)
+    demo.add_parser("seed", help="seed the demo community").set_defaults(func=cmd_demo_seed)
+
+    req = sub.add_parser("requests", help="staff tools for requests").add_subparsers(
+        dest="requests_command", required=True
+    )
+    listing = req.add_parser("list", help="list requests, newest first")
+    listing.add_argument("--status")
+    listing.add_argument("--overdue", action="store_true")
+    listing.set_defaults(func=cmd_requests_list)
+    status = req.add_parser("set-status", help="change a request's status")
+    status.add_argument("tracking_number")
+    status.add_argument("status")
+    status.add_argument("--note")
+    status.add_argument("--department")
+    status.add_argument("--duplicate-of")
+    status.add_argument("--actor", default="cli", help="who makes the change (audit)")
+    status.set_defaults(func=cmd_requests_set_status)
+
+    i18n = sub.add_parser("i18n", help="message catalogs").add_subparsers(dest="i18n_command",
+                                                                         required=True)
+    i18n.add_parser("compile", help="compile .po to .mo").set_defaults(func=cmd_i18n_compile)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+    from sqlalchemy.exc import OperationalError
+
+    from bot.app import NotMigrated
+
+    try:
+        return args.func(args)
+    except (ConfigError, NotMigrated) as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        print(f"linli: cannot use the database ({exc.orig}); check LINLI_DATABASE_URL",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

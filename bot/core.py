@@ -1,0 +1,377 @@
+"""The channel-agnostic Assistant: takes an Incoming message for a resident, returns Replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import text as textutil
+from bot.config import Config
+from bot.db import Database
+from bot.i18n import Catalogs, Translator
+from bot.models import Resident, Turn, utcnow
+
+if TYPE_CHECKING:
+    from flows.base import Flow
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    payload: str
+
+
+@dataclass
+class Reply:
+    """Something the resident is shown. Channels decide how to render it."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+    request_location: bool = False
+    rtl: bool = False
+    language: str = ""
+
+
+@dataclass
+class Incoming:
+    """One thing a resident did, as a channel saw it.
+
+    kind: "text" (typed text, commands included), "button" (payload of a pressed button),
+    "location" (latitude/longitude), or "resume" (the channel reconnected and wants the
+    current step shown again).
+    """
+
+    channel: str
+    user_id: str
+    kind: str = "text"
+    text: str | None = None
+    payload: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    display_name: str | None = None
+    language_hint: str | None = None
+
+
+@dataclass
+class Understanding:
+    """What the NLU made of a free-text message."""
+
+    intent: str
+    confidence: float
+    entities: list[dict] = field(default_factory=list)
+    ranking: list[tuple[str, float]] = field(default_factory=list)
+
+
+class Understander(Protocol):
+    async def parse(self, text: str, language: str | None) -> Understanding: ...
+
+
+class Context:
+    """What a flow step sees and does during one turn."""
+
+    def __init__(
+        self,
+        assistant: "Assistant",
+        session: Session,
+        resident: Resident,
+        incoming: Incoming,
+        t: Translator,
+    ):
+        self.assistant = assistant
+        self.config: Config = assistant.config
+        self.session = session
+        self.resident = resident
+        self.incoming = incoming
+        self.t = t
+        self.replies: list[Reply] = []
+        self.understanding: Understanding | None = None
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def flow(self) -> str | None:
+        return self.resident.flow
+
+    @property
+    def step(self) -> str | None:
+        return self.resident.step
+
+    @property
+    def slots(self) -> dict:
+        return dict(self.resident.slots or {})
+
+    def set_slots(self, **values: object) -> None:
+        slots = dict(self.resident.slots or {})
+        slots.update(values)
+        self.resident.slots = slots
+
+    def go(self, flow: str, step: str, slots: dict | None = None, show: bool = True) -> None:
+        """Moves to `flow`/`step` (fresh slots when entering another flow) and shows its prompt."""
+        if slots is not None:
+            self.resident.slots = dict(slots)
+        elif flow != self.resident.flow:
+            self.resident.slots = {}
+        self.resident.flow, self.resident.step = flow, step
+        if show:
+            self.show()
+
+    def show(self) -> None:
+        """Shows the prompt of the current step again."""
+        self.assistant.flow(self.resident.flow).prompt(self, self.resident.step)
+
+    def main_menu(self, intro: str | None = None) -> None:
+        if intro:
+            self.say(intro)
+        self.go("menu", "main", slots={})
+
+    def set_language(self, language: str) -> None:
+        self.resident.language = language
+        self.t = self.assistant.catalogs.translator(language)
+
+    # --- output ------------------------------------------------------------------------
+    def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False):
+        self.replies.append(
+            Reply(
+                text=text,
+                buttons=list(buttons or []),
+                request_location=request_location,
+                rtl=self.t.rtl,
+                language=self.t.language,
+            )
+        )
+
+    def button(self, label: str, payload: str) -> Button:
+        return Button(label, payload)
+
+
+class Assistant:
+    """Routes each Incoming through commands, buttons and flows, inside one transaction."""
+
+    def __init__(self, config: Config, db: Database, understander: Understander | None = None):
+        from flows import registry
+
+        self.config = config
+        self.db = db
+        self.catalogs = Catalogs(config)
+        self.understander = understander
+        self.flows: dict[str, Flow] = registry(self)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def flow(self, name: str | None) -> "Flow":
+        return self.flows[name or "menu"]
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Handles one message; replies are in the resident's language. Never raises."""
+        key = (incoming.channel, str(incoming.user_id))
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._handle(incoming)
+            except Exception:
+                log.exception("turn failed on channel %s", incoming.channel)
+                return self._apology(incoming)
+            finally:
+                if not lock._waiters:  # nobody queued behind us: forget the lock
+                    self._locks.pop(key, None)
+
+    def _apology(self, incoming: Incoming) -> list[Reply]:
+        language = None
+        try:
+            with self.db.session() as session:
+                resident = self._find_resident(session, incoming)
+                language = resident.language if resident else None
+        except Exception:
+            log.exception("could not read the resident's language for the apology")
+        t = self.catalogs.translator(language or incoming.language_hint)
+        text = t("Sorry, something went wrong on our side. Please try again in a moment.")
+        return [Reply(text=text, rtl=t.rtl, language=t.language)]
+
+    def _find_resident(self, session: Session, incoming: Incoming) -> Resident | None:
+        return session.execute(
+            select(Resident).where(
+                Resident.channel == incoming.channel,
+                Resident.channel_user_id == str(incoming.user_id),
+            )
+        ).scalar_one_or_none()
+
+    async def _handle(self, incoming: Incoming) -> list[Reply]:
+        with self.db.session() as session:
+            resident = self._find_resident(session, incoming)
+            if resident is None:
+                resident = Resident(
+                    channel=incoming.channel,
+                    channel_user_id=str(incoming.user_id),
+                    display_name=(incoming.display_name or "")[:200] or None,
+                    slots={},
+                    offered=[],
+                )
+                session.add(resident)
+                session.flush()
+            resident.last_seen_at = utcnow()
+            cleaned = textutil.clean(incoming.text) if incoming.kind == "text" else ""
+            language = resident.language or self._first_contact_language(cleaned, incoming)
+            ctx = Context(self, session, resident, incoming, self.catalogs.translator(language))
+            turn_in = self._record_in(ctx, cleaned)
+
+            await self._route(ctx, cleaned)
+
+            if ctx.resident in session:  # /forget deletes the resident
+                self.deliver_notifications(ctx)
+                self._finish(ctx, turn_in)
+            return self._only_last_buttons(ctx.replies)
+
+    def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:
+        guessed = textutil.guess_language(cleaned, self.config.language_ids) if cleaned else None
+        if guessed:
+            return guessed
+        hint = (incoming.language_hint or "").replace("-", "_")
+        for lang in self.config.language_ids:
+            if hint and (hint == lang or hint.split("_")[0] == lang.split("_")[0]):
+                return lang
+        return None
+
+    async def _route(self, ctx: Context, cleaned: str) -> None:
+        incoming, t = ctx.incoming, ctx.t
+        if incoming.kind == "resume":
+            if ctx.resident.flow is None:
+                self.flow("onboarding").start(ctx)
+            else:
+                ctx.show()
+            return
+
+        if incoming.kind == "text":
+            if not textutil.has_visible_content(cleaned):
+                ctx.say(t("I did not get any text. Please type a message or choose a number."))
+                self._reshow_or_start(ctx)
+                return
+            if len(cleaned) > textutil.MAX_TEXT_LENGTH:
+                ctx.say(
+                    t(
+                        "That message is too long ({length} characters). "
+                        "Please keep it under {limit} characters.",
+                        length=len(cleaned),
+                        limit=textutil.MAX_TEXT_LENGTH,
+                    )
+                )
+                self._reshow_or_start(ctx)
+                return
+            if cleaned.startswith("/"):
+                self.flow("commands").run(ctx, cleaned)
+                return
+
+        if ctx.resident.flow is None:
+            self.flow("onboarding").start(ctx, cleaned if incoming.kind == "text" else "")
+            return
+
+        flow = self.flow(ctx.resident.flow)
+        step = ctx.resident.step
+        offered = list(ctx.resident.offered or [])
+
+        if incoming.kind == "button":
+            if incoming.payload not in offered:
+                ctx.say(t("That menu has expired. Here is the current step again."))
+                ctx.show()
+                return
+            flow.on_button(ctx, step, incoming.payload)
+            return
+
+        if incoming.kind == "location":
+            flow.on_location(ctx, step, incoming.latitude, incoming.longitude)
+            return
+
+        # A bare number is a button press wherever buttons are offered: it is never a
+        # description or a place on its own.
+        number = textutil.parse_number(cleaned)
+        if number is not None and offered:
+            if 1 <= number <= len(offered):
+                flow.on_button(ctx, step, offered[number - 1])
+            else:
+                ctx.say(t("Please choose a number from 1 to {last}.", last=len(offered)))
+                ctx.show()
+            return
+
+        if flow.accepts_text(step):
+            flow.on_text(ctx, step, cleaned)
+            return
+        await self.understand(ctx, cleaned)
+
+    def _reshow_or_start(self, ctx: Context) -> None:
+        if ctx.resident.flow is None:
+            self.flow("onboarding").start(ctx)
+        else:
+            ctx.show()
+
+    async def understand(self, ctx: Context, cleaned: str) -> None:
+        """Free text where the step wants a choice: without an NLU model, ask for a number."""
+        t = ctx.t
+        if self.understander is None:
+            ctx.say(t("I did not understand that. Please choose one of the numbers below."))
+            ctx.show()
+            return
+        ctx.understanding = await self.understander.parse(cleaned, ctx.resident.language)
+        self.flow("intents").handle(ctx, ctx.understanding)
+
+    def deliver_notifications(self, ctx: Context) -> None:
+        """Tells the resident about status changes made by staff since their last turn."""
+        self.flow("notifications").deliver(ctx)
+
+    def _record_in(self, ctx: Context, cleaned: str) -> Turn:
+        incoming = ctx.incoming
+        kind = incoming.kind
+        stored = cleaned
+        if kind == "text" and cleaned.startswith("/"):
+            kind = "command"
+        if kind == "location":
+            stored = f"{incoming.latitude},{incoming.longitude}"
+        turn = Turn(
+            resident_id=ctx.resident.id,
+            channel=incoming.channel,
+            direction="in",
+            kind=kind,
+            text=stored[:MAX_STORED_TEXT] if stored else None,
+            payload=(incoming.payload or "")[:200] or None,
+            language=ctx.t.language,
+            flow=ctx.resident.flow,
+            step=ctx.resident.step,
+        )
+        ctx.session.add(turn)
+        return turn
+
+    def _finish(self, ctx: Context, turn_in: Turn) -> None:
+        replies = self._only_last_buttons(ctx.replies)
+        offered = [b.payload for r in replies for b in r.buttons]
+        ctx.resident.offered = offered
+        if ctx.understanding is not None:
+            turn_in.intent = ctx.understanding.intent
+            turn_in.confidence = ctx.understanding.confidence
+            turn_in.entities = ctx.understanding.entities
+        for reply in replies:
+            ctx.session.add(
+                Turn(
+                    resident_id=ctx.resident.id,
+                    channel=ctx.incoming.channel,
+                    direction="out",
+                    kind="text",
+                    text=reply.text[:MAX_STORED_TEXT],
+                    language=reply.language,
+                    flow=ctx.resident.flow,
+                    step=ctx.resident.step,
+                )
+            )
+
+    @staticmethod
+    def _only_last_buttons(replies: list[Reply]) -> list[Reply]:
+        """Only the last reply carrying buttons keeps them: numbers always mean those buttons."""
+        last = max((i for i, r in enumerate(replies) if r.buttons), default=None)
+        for i, reply in enumerate(replies):
+            if i != last and reply.buttons:
+                reply.buttons = []
+        return replies

@@ -1,0 +1,1 @@
+"""Service functions: the only code that writes requests, residents and events."""

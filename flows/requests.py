@@ -1,0 +1,161 @@
+"""Report a problem: category → description → location → summary and confirm → tracking number.
+
+The draft lives in the resident's slots; a request row exists only once the resident confirms.
+"""
+
+from __future__ import annotations
+
+from bot.services import requests as service
+from flows.base import Flow
+
+MIN_TEXT = 2
+
+
+class ReportProblem(Flow):
+    name = "report"
+    text_steps = frozenset({"description", "location"})
+
+    def start(self, ctx, category: str | None = None) -> None:
+        if category and self._category_ok(ctx, category):
+            ctx.go(self.name, "description", slots={"category": category})
+        else:
+            ctx.go(self.name, "category", slots={})
+
+    @staticmethod
+    def _category_ok(ctx, category_id: str) -> bool:
+        return category_id in {c.id for c in ctx.config.categories}
+
+    def _category_name(self, ctx, category_id: str) -> str:
+        return ctx.t.name(ctx.config.category(category_id).names)
+
+    def prompt(self, ctx, step):
+        t = ctx.t
+        slots = ctx.slots
+        if step == "category":
+            buttons = [
+                ctx.button(t.name(c.names), f"cat:{c.id}") for c in ctx.config.categories
+            ]
+            ctx.say(t("What is the problem about?"), buttons + [self.cancel_button(ctx)])
+        elif step == "description":
+            ctx.say(
+                t(
+                    "{category}: please describe the problem in a sentence or two. "
+                    "For example: the light on the 3rd floor of building 5 is broken.",
+                    category=self._category_name(ctx, slots["category"]),
+                ),
+                [self.cancel_button(ctx)],
+            )
+        elif step == "location":
+            buttons = []
+            if ctx.resident.address:
+                buttons.append(
+                    ctx.button(t("My address: {address}", address=ctx.resident.address), "loc:home")
+                )
+            ctx.say(
+                t(
+                    "Where is the problem? Type the place, for example: "
+                    "building 3, entrance 2, 5th floor."
+                ),
+                buttons + [self.cancel_button(ctx)],
+                request_location=True,
+            )
+        elif step == "confirm":
+            place = slots.get("location_text") or t(
+                "shared location ({latitude}, {longitude})",
+                latitude=f"{slots.get('latitude', 0):.5f}",
+                longitude=f"{slots.get('longitude', 0):.5f}",
+            )
+            ctx.say(
+                t(
+                    "Please check your request:\nCategory: {category}\nProblem: {description}\n"
+                    "Place: {place}",
+                    category=self._category_name(ctx, slots["category"]),
+                    description=slots["description"],
+                    place=place,
+                ),
+                [
+                    ctx.button(t("Submit"), "confirm:submit"),
+                    ctx.button(t("Start again"), "confirm:restart"),
+                    self.cancel_button(ctx),
+                ],
+            )
+
+    def on_button(self, ctx, step, payload):
+        if step == "category" and payload.startswith("cat:"):
+            category = payload.split(":", 1)[1]
+            if self._category_ok(ctx, category):
+                ctx.set_slots(category=category)
+                ctx.go(self.name, "description")
+                return
+        if step == "location" and payload == "loc:home" and ctx.resident.address:
+            ctx.set_slots(location_text=ctx.resident.address, latitude=None, longitude=None)
+            ctx.go(self.name, "confirm")
+            return
+        if step == "confirm" and payload == "confirm:submit":
+            self.submit(ctx)
+            return
+        if step == "confirm" and payload == "confirm:restart":
+            ctx.go(self.name, "category", slots={})
+            return
+        super().on_button(ctx, step, payload)
+
+    def on_text(self, ctx, step, text):
+        t = ctx.t
+        if step == "description":
+            if len(text) < MIN_TEXT or not any(ch.isalpha() for ch in text):
+                ctx.say(t("Please write a little more, so that staff understand the problem."))
+                ctx.show()
+                return
+            ctx.set_slots(description=text)
+            ctx.go(self.name, "location")
+        elif step == "location":
+            if len(text) < MIN_TEXT or len(text) > service.MAX_LOCATION:
+                ctx.say(
+                    t(
+                        "Please type the place in {low} to {high} characters.",
+                        low=MIN_TEXT,
+                        high=service.MAX_LOCATION,
+                    )
+                )
+                ctx.show()
+                return
+            ctx.set_slots(location_text=text, latitude=None, longitude=None)
+            ctx.go(self.name, "confirm")
+        else:
+            super().on_text(ctx, step, text)
+
+    def on_location(self, ctx, step, latitude, longitude):
+        valid = (
+            isinstance(latitude, (int, float))
+            and isinstance(longitude, (int, float))
+            and -90 <= latitude <= 90
+            and -180 <= longitude <= 180
+        )
+        if step == "location" and valid:
+            ctx.set_slots(location_text=None, latitude=float(latitude), longitude=float(longitude))
+            ctx.go(self.name, "confirm")
+            return
+        super().on_location(ctx, step, latitude, longitude)
+
+    def submit(self, ctx) -> None:
+        t = ctx.t
+        slots = ctx.slots
+        draft = service.Draft(
+            category_id=slots["category"],
+            description=slots["description"],
+            location_text=slots.get("location_text"),
+            latitude=slots.get("latitude"),
+            longitude=slots.get("longitude"),
+        )
+        request = service.submit(ctx.session, ctx.resident, draft, ctx.incoming.channel)
+        department = ctx.config.department(request.department_id)
+        ctx.main_menu(
+            t(
+                "Thank you. Your request has been sent to {department}.\n"
+                "Tracking number: {tracking_number}\n"
+                "It should be handled by {deadline}.",
+                department=t.name(department.names),
+                tracking_number=request.tracking_number,
+                deadline=t.datetime(request.due_at),
+            )
+        )

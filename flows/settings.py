@@ -1,0 +1,94 @@
+"""Settings: language, voice replies, senior mode, and erasing one's data."""
+
+from __future__ import annotations
+
+from bot.services import residents as resident_service
+from flows.base import Flow
+from flows.onboarding import language_buttons, language_from_text
+
+
+class Settings(Flow):
+    name = "settings"
+    text_steps = frozenset({"language"})
+
+    def start(self, ctx, step: str = "main") -> None:
+        ctx.go(self.name, step, slots={})
+
+    def prompt(self, ctx, step):
+        t = ctx.t
+        if step == "language":
+            ctx.say(t("Please choose your language."), language_buttons(ctx))
+            return
+        if step == "forget":
+            ctx.say(
+                t(
+                    "This erases your profile and the record of our conversation. Your requests "
+                    "stay, without your name, so that the community's figures stay true. "
+                    "Erase your data now?"
+                ),
+                [
+                    ctx.button(t("Yes, erase my data"), "forget:yes"),
+                    ctx.button(t("No, keep it"), "forget:no"),
+                ],
+            )
+            return
+        resident = ctx.resident
+        on, off = t("on"), t("off")
+        ctx.say(
+            t(
+                "Settings\nLanguage: {language}\nVoice replies: {voice}\nSenior mode: {senior}",
+                language=ctx.config.language(resident.language).native_name,
+                voice=on if resident.voice_on else off,
+                senior=on if resident.senior_mode else off,
+            ),
+            [
+                ctx.button(t("Change language"), "set:language"),
+                ctx.button(t("Turn voice replies off") if resident.voice_on
+                           else t("Turn voice replies on"), "set:voice"),
+                ctx.button(t("Turn senior mode off") if resident.senior_mode
+                           else t("Turn senior mode on"), "set:senior"),
+                ctx.button(t("Delete my data"), "set:forget"),
+                self.menu_button(ctx),
+            ],
+        )
+
+    def on_button(self, ctx, step, payload):
+        resident = ctx.resident
+        if step == "main" and payload == "set:language":
+            ctx.go(self.name, "language")
+        elif step == "main" and payload == "set:voice":
+            resident.voice_on = not resident.voice_on
+            ctx.go(self.name, "main")
+        elif step == "main" and payload == "set:senior":
+            resident.senior_mode = not resident.senior_mode
+            ctx.go(self.name, "main")
+        elif step == "main" and payload == "set:forget":
+            ctx.go(self.name, "forget")
+        elif step == "language" and payload.startswith("lang:"):
+            self.change_language(ctx, payload.split(":", 1)[1])
+        elif step == "forget" and payload == "forget:yes":
+            self.forget(ctx)
+        elif step == "forget" and payload == "forget:no":
+            ctx.main_menu(ctx.t("Nothing was erased."))
+        else:
+            super().on_button(ctx, step, payload)
+
+    def on_text(self, ctx, step, text):
+        language = language_from_text(ctx, text)
+        if step == "language" and language:
+            self.change_language(ctx, language)
+            return
+        ctx.say(ctx.t("Please choose your language by its number."))
+        ctx.show()
+
+    def change_language(self, ctx, language: str) -> None:
+        if language not in ctx.config.language_ids:
+            ctx.show()
+            return
+        ctx.set_language(language)
+        ctx.main_menu(ctx.t("From now on I will write in {language}.",
+                            language=ctx.config.language(language).native_name))
+
+    def forget(self, ctx) -> None:
+        resident_service.forget(ctx.session, ctx.resident)
+        ctx.say(ctx.t("Your data has been erased. Send /start if you want to begin again."))
