@@ -1,0 +1,163 @@
+"""Shared fixtures: a migrated database per test, the real Assistant, and a chat driver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.config import PROJECT_ROOT, load_config
+from bot.core import Assistant, Incoming, Reply
+from bot.db import Database, sync_catalogue, upgrade
+from bot.i18n import compile_catalogs
+from bot.models import Request, Resident
+
+LANGUAGES = ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogs():
+    compile_catalogs(PROJECT_ROOT / "locales")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, str]:
+    """Points config and data at a fresh folder, for this process and for subprocesses."""
+    data_dir = tmp_path / "var"
+    url = f"sqlite:///{data_dir / 'linli.db'}"
+    monkeypatch.setenv("LINLI_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("LINLI_DATABASE_URL", url)
+    monkeypatch.delenv("LINLI_CONFIG", raising=False)
+    return {**os.environ, "LINLI_DATA_DIR": str(data_dir), "LINLI_DATABASE_URL": url}
+
+
+@pytest.fixture
+def config(env):
+    return load_config(PROJECT_ROOT / "config.yml")
+
+
+@pytest.fixture
+def db(config):
+    upgrade(config.database_url)
+    database = Database(config.database_url)
+    sync_catalogue(database, config)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def assistant(config, db) -> Assistant:
+    return Assistant(config, db)
+
+
+class Chat:
+    """One resident talking to the real Assistant, as errbot's testbot does."""
+
+    def __init__(self, assistant: Assistant, user_id: str, channel: str = "terminal"):
+        self.assistant = assistant
+        self.user_id = user_id
+        self.channel = channel
+        self.replies: list[Reply] = []
+
+    def _run(self, incoming: Incoming) -> list[Reply]:
+        self.replies = asyncio.run(self.assistant.handle(incoming))
+        return self.replies
+
+    def send(self, text: str) -> list[Reply]:
+        return self._run(Incoming(self.channel, self.user_id, "text", text=text))
+
+    def press(self, label: str) -> list[Reply]:
+        """Presses the offered button whose label contains `label`, by its payload."""
+        matches = [b for b in self.buttons if label in b.label]
+        assert len(matches) == 1, f"{label!r} matches {matches} among {self.buttons}"
+        return self._run(Incoming(self.channel, self.user_id, "button", payload=matches[0].payload))
+
+    def press_payload(self, payload: str) -> list[Reply]:
+        return self._run(Incoming(self.channel, self.user_id, "button", payload=payload))
+
+    def location(self, latitude: float, longitude: float) -> list[Reply]:
+        return self._run(
+            Incoming(self.channel, self.user_id, "location", latitude=latitude, longitude=longitude)
+        )
+
+    @property
+    def buttons(self):
+        return [b for r in self.replies for b in r.buttons]
+
+    @property
+    def payloads(self) -> list[str]:
+        return [b.payload for b in self.buttons]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.replies)
+
+    def t(self, message: str, **values) -> str:
+        """The message as this resident's language renders it."""
+        with self.assistant.db.session() as session:
+            resident = self.resident(session)
+        return self.assistant.catalogs.translator(resident.language)(message, **values)
+
+    def resident(self, session) -> Resident:
+        return session.execute(
+            select(Resident).where(
+                Resident.channel == self.channel, Resident.channel_user_id == self.user_id
+            )
+        ).scalar_one()
+
+    def state(self) -> tuple:
+        with self.assistant.db.session() as session:
+            r = self.resident(session)
+            return (r.flow, r.step, dict(r.slots), list(r.offered), r.language)
+
+    def onboard(self, language: str, voice: bool = False) -> None:
+        self.send("/start")
+        self.press_payload(f"lang:{language}")
+        self.press_payload("voice:on" if voice else "voice:off")
+        assert self.state()[:2] == ("menu", "main")
+
+    def file_request(
+        self, category: str, description: str, place: str
+    ) -> str:
+        """Walks the report flow by buttons and returns the tracking number printed."""
+        self.press_payload("menu:report")
+        self.press_payload(f"cat:{category}")
+        self.send(description)
+        self.send(place)
+        self.press_payload("confirm:submit")
+        import re
+
+        found = re.findall(r"R-\d{6}", self.text)
+        assert found, self.text
+        return found[0]
+
+
+@pytest.fixture
+def chat(assistant):
+    def make(user_id: str = "alice") -> Chat:
+        return Chat(assistant, user_id)
+
+    return make
+
+
+def count_requests(db: Database) -> int:
+    with db.session() as session:
+        return session.execute(select(func.count(Request.id))).scalar_one()
+
+
+def run_cli(env: dict, *args: str, input: str | None = None, timeout: int = 120):
+    """Runs the installed `linli` command as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=Path(PROJECT_ROOT),
+    )
