@@ -173,6 +173,12 @@ def load_config(path: Path | None = None) -> Config:
             Language(lang_id, check.text(item.get("native_name"), f"{key}.native_name"), direction)
         )
     language_ids = tuple(lang.id for lang in languages)
+    locales_dir = Path(os.environ.get("LINLI_LOCALES_DIR") or PROJECT_ROOT / "locales")
+    for lang in language_ids:
+        po = locales_dir / lang / "LC_MESSAGES" / "messages.po"
+        if not po.is_file():
+            raise check.fail("languages", f"{lang!r} has no message catalog at {po}")
+
 
     default_language = check.text(raw.get("default_language"), "default_language")
     if default_language not in language_ids:
@@ -227,12 +233,6 @@ def load_config(path: Path | None = None) -> Config:
         )
 
     base = path.parent
-    locales_dir = Path(os.environ.get("LINLI_LOCALES_DIR") or PROJECT_ROOT / "locales")
-    for lang in language_ids:
-        po = locales_dir / lang / "LC_MESSAGES" / "messages.po"
-        if not po.is_file():
-            raise check.fail("languages", f"{lang!r} has no message catalog at {po}")
-
     data_dir = Path(os.environ.get("LINLI_DATA_DIR") or base / "var").resolve()
     database_url = os.environ.get("LINLI_DATABASE_URL") or f"sqlite:///{data_dir / 'linli.db'}"
     known = {

@@ -72,7 +72,7 @@ class Translator:
         self.rtl = config.language(language).direction == "rtl"
 
     def __call__(self, message: str, **values: object) -> str:
-        """Translates `message` and fills its {placeholders}, isolating them in RTL text."""
+        """Translates `message` and fills its {fields}, isolating the values in RTL text."""
         text = self._translations.gettext(message)
         if values:
             text = text.format(**{k: self.isolate(v) for k, v in values.items()})

@@ -41,7 +41,7 @@ class Rating(Flow):
                 "Choose from 1 (very unhappy) to 5 (very happy).",
                 tracking_number=request.tracking_number,
             ),
-            [ctx.button(str(score), f"score:{score}") for score in range(1, 6)]
+            [ctx.button("★" * score, f"score:{score}") for score in range(1, 6)]
             + [ctx.button(t("Later"), "later")],
         )
 
