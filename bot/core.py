@@ -80,7 +80,7 @@ class Context:
 
     def __init__(
         self,
-        assistant: "Assistant",
+        assistant: Assistant,
         session: Session,
         resident: Resident,
         incoming: Incoming,
@@ -165,7 +165,7 @@ class Assistant:
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def flow(self, name: str | None) -> "Flow":
+    def flow(self, name: str | None) -> Flow:
         return self.flows[name or "menu"]
 
     async def handle(self, incoming: Incoming) -> list[Reply]:

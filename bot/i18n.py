@@ -5,9 +5,9 @@ from __future__ import annotations
 import gettext
 import io
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format

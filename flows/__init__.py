@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from flows.base import Flow
 
 
-def registry(assistant: "Assistant") -> dict[str, "Flow"]:
+def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.commands import Commands
     from flows.menu import MainMenu
     from flows.myrequests import MyRequests

@@ -15,17 +15,17 @@ class Flow(ABC):
     name = ""
     text_steps: frozenset[str] = frozenset()  # steps where typed text is an answer
 
-    def __init__(self, assistant: "Assistant"):
+    def __init__(self, assistant: Assistant):
         self.assistant = assistant
 
     @abstractmethod
-    def prompt(self, ctx: "Context", step: str | None) -> None:
+    def prompt(self, ctx: Context, step: str | None) -> None:
         """Says what the resident is asked at `step`, with its buttons."""
 
     def accepts_text(self, step: str | None) -> bool:
         return step in self.text_steps
 
-    def on_button(self, ctx: "Context", step: str | None, payload: str) -> None:
+    def on_button(self, ctx: Context, step: str | None, payload: str) -> None:
         """Buttons shared by every flow; flows handle their own first and fall back here."""
         t = ctx.t
         if payload == "menu":
@@ -36,17 +36,17 @@ class Flow(ABC):
             ctx.say(t("That menu has expired. Here is the current step again."))
             ctx.show()
 
-    def on_text(self, ctx: "Context", step: str | None, text: str) -> None:
+    def on_text(self, ctx: Context, step: str | None, text: str) -> None:
         ctx.say(ctx.t("I did not understand that. Please choose one of the numbers below."))
         ctx.show()
 
-    def on_location(self, ctx: "Context", step: str | None, latitude, longitude) -> None:
+    def on_location(self, ctx: Context, step: str | None, latitude, longitude) -> None:
         ctx.say(ctx.t("A location is not needed at this step."))
         ctx.show()
 
     # Buttons every step can offer.
-    def cancel_button(self, ctx: "Context"):
+    def cancel_button(self, ctx: Context):
         return ctx.button(ctx.t("Cancel"), "cancel")
 
-    def menu_button(self, ctx: "Context"):
+    def menu_button(self, ctx: Context):
         return ctx.button(ctx.t("Main menu"), "menu")

@@ -15,7 +15,7 @@ class Commands:
 
     def run(self, ctx, text: str) -> None:
         t = ctx.t
-        command, _, argument = text.partition(" ")
+        command = text.partition(" ")[0]
         command = command.split("@", 1)[0].lower()  # /start@LinliBot in Telegram
         flows = self.assistant.flows
         if command not in KNOWN:

@@ -104,9 +104,8 @@ class MyRequests(Flow):
         ctx.say("\n".join(lines), buttons)
 
     def on_button(self, ctx, step, payload):
-        if step == "list" and payload.startswith("req:"):
-            if self.open(ctx, payload.split(":", 1)[1]):
-                return
+        if step == "list" and payload.startswith("req:") and self.open(ctx, payload[4:]):
+            return
         if step == "detail" and payload == "back":
             ctx.go(self.name, "list", slots={})
             return
