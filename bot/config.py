@@ -42,6 +42,12 @@ class Category:
 
 
 @dataclass(frozen=True)
+class Topic:
+    id: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
 class EmergencyNumber:
     number: str
     names: dict[str, str]
@@ -57,6 +63,7 @@ class Config:
     departments: tuple[Department, ...]
     categories: tuple[Category, ...]
     emergency_numbers: tuple[EmergencyNumber, ...]
+    notice_topics: tuple[Topic, ...]
     data_dir: Path
     database_url: str
     locales_dir: Path
@@ -232,12 +239,21 @@ def load_config(path: Path | None = None) -> Config:
             EmergencyNumber(number, check.names(item.get("name"), f"{key}.name", language_ids))
         )
 
+    topics = []
+    for i, item in enumerate(check.sequence(raw.get("notice_topics"), "notice_topics")):
+        key = f"notice_topics[{i}]"
+        item = check.mapping(item, key)
+        topic_id = check.identifier(item.get("id"), f"{key}.id")
+        if any(t.id == topic_id for t in topics):
+            raise check.fail(f"{key}.id", f"{topic_id!r} is listed twice")
+        topics.append(Topic(topic_id, check.names(item.get("name"), f"{key}.name", language_ids)))
+
     base = path.parent
     data_dir = Path(os.environ.get("LINLI_DATA_DIR") or base / "var").resolve()
     database_url = os.environ.get("LINLI_DATABASE_URL") or f"sqlite:///{data_dir / 'linli.db'}"
     known = {
         "community", "timezone", "default_language", "languages", "departments",
-        "categories", "emergency_numbers",
+        "categories", "emergency_numbers", "notice_topics",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -251,6 +267,7 @@ def load_config(path: Path | None = None) -> Config:
         departments=tuple(departments),
         categories=tuple(categories),
         emergency_numbers=tuple(emergency),
+        notice_topics=tuple(topics),
         data_dir=data_dir,
         database_url=database_url,
         locales_dir=locales_dir,

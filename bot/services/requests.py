@@ -99,11 +99,9 @@ def submit(session: Session, resident: Resident, draft: Draft, channel: str) -> 
         updated_at=now,
         due_at=now + timedelta(hours=category.time_limit_hours),
     )
+    request.events = [RequestEvent(at=now, status="submitted", actor="resident")]
     session.add(request)
     session.flush()
-    session.add(
-        RequestEvent(request_id=request.id, at=now, status="submitted", actor="resident")
-    )
     return request
 
 
@@ -166,7 +164,6 @@ def _record(
 ) -> RequestEvent:
     now = utcnow()
     event = RequestEvent(
-        request_id=request.id,
         at=now,
         status=status,
         previous_status=request.status,
@@ -177,7 +174,7 @@ def _record(
     )
     request.status = status
     request.updated_at = now
-    session.add(event)
+    request.events.append(event)  # through the relationship, so request.events stays current
     session.flush()
     return event
 
