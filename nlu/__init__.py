@@ -1,0 +1,1 @@
+"""Linli's natural-language understanding: Rasa NLU trained on nlu/<language>.yml."""
