@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import warnings
 from datetime import timezone
 
 from bot.config import ConfigError, load_config
@@ -21,11 +22,25 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def _load_understander():
+    """The trained NLU model, or None (buttons and numbers still work) with a warning."""
+    from nlu.engine import NoModel, RasaUnderstander
+
+    try:
+        config = load_config()
+        if sys.stdin.isatty():
+            print("loading the language model…", file=sys.stderr)
+        return RasaUnderstander(config)
+    except NoModel as exc:
+        log.warning("free text will not be understood: %s", exc)
+        return None
+
+
 def cmd_chat(args) -> int:
     from bot.app import build
     from bot.channels.terminal import chat
 
-    _, db, assistant = build()
+    _, db, assistant = build(understander=_load_understander())
     try:
         asyncio.run(chat(assistant, args.resident))
     finally:
@@ -106,6 +121,83 @@ def cmd_requests_set_status(args) -> int:
     return 0
 
 
+def cmd_nlu_train(args) -> int:
+    from nlu.engine import model_path, train
+
+    config = load_config()
+    target = model_path(config)
+    if target.is_file() and not args.force:
+        print(f"NLU model is up to date: {target}", file=sys.stderr)
+        return 0
+    print(f"training the NLU model {target.name} (progress below; a few minutes)", file=sys.stderr)
+    path, _ = train(config, force=args.force)
+    print(f"NLU model written: {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_nlu_test(args) -> int:
+    from nlu.engine import NoModel, RasaUnderstander
+    from nlu.evaluate import evaluate, report
+
+    config = load_config()
+    try:
+        understander = RasaUnderstander(config)
+    except NoModel as exc:
+        print(f"linli nlu test: {exc}", file=sys.stderr)
+        return 2
+    print(f"model {understander.path.name}, held-out sets under nlu/tests/", file=sys.stderr)
+    print(report(evaluate(understander, config)))
+    return 0
+
+
+def cmd_nlu_predict(args) -> int:
+    import json
+    import os
+
+    from nlu.engine import NoModel, RasaUnderstander
+
+    # Only our JSON lines may reach standard output: whatever Rasa, TensorFlow or their C
+    # libraries print while loading goes to standard error instead.
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        config = load_config()
+        understander = RasaUnderstander(config)
+    except NoModel as exc:
+        print(f"linli nlu predict: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout.flush()
+        os.dup2(real_stdout, 1)
+        os.close(real_stdout)
+    out = sys.stdout
+
+    async def run() -> None:
+        for line in sys.stdin:
+            try:
+                item = json.loads(line)
+                text = item["text"]
+                if not isinstance(text, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                out.write(json.dumps({"error": "expected {\"text\": ..., \"lang\": ...}"}) + "\n")
+                out.flush()
+                continue
+            understood = await understander.parse(text, item.get("lang"))
+            intent, confidence = understood.intent, understood.confidence
+            if intent == "nlu_fallback" and understood.ranking:
+                intent, confidence = understood.ranking[0]
+            out.write(json.dumps({
+                "intent": intent,
+                "confidence": round(confidence, 4),
+                "entities": understood.entities,
+            }, ensure_ascii=False) + "\n")
+            out.flush()
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_i18n_compile(args) -> int:
     from bot.i18n import compile_catalogs
 
@@ -147,6 +239,16 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--actor", default="cli", help="who makes the change (audit)")
     status.set_defaults(func=cmd_requests_set_status)
 
+    nlu = sub.add_parser("nlu", help="language understanding").add_subparsers(
+        dest="nlu_command", required=True
+    )
+    nlu_train = nlu.add_parser("train", help="train the model (only if data or config changed)")
+    nlu_train.add_argument("--force", action="store_true", help="train even if up to date")
+    nlu_train.set_defaults(func=cmd_nlu_train)
+    nlu.add_parser("test", help="score the model on nlu/tests/").set_defaults(func=cmd_nlu_test)
+    nlu.add_parser("predict", help="JSON lines in, JSON lines out (nlu-contract.md)"
+                   ).set_defaults(func=cmd_nlu_predict)
+
     i18n = sub.add_parser("i18n", help="message catalogs").add_subparsers(dest="i18n_command",
                                                                          required=True)
     i18n.add_parser("compile", help="compile .po to .mo").set_defaults(func=cmd_i18n_compile)
@@ -154,6 +256,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Rasa's dependencies warn about their own deprecations on import: not the operator's concern.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     args = parser().parse_args(argv)
     _setup_logging(args.verbose)
     for stream in (sys.stdout, sys.stderr):

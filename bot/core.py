@@ -164,6 +164,9 @@ class Assistant:
         self.understander = understander
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        from nlu.keywords import EmergencyKeywords
+
+        self.emergency_keywords = EmergencyKeywords(config)
 
     def flow(self, name: str | None) -> Flow:
         return self.flows[name or "menu"]
@@ -266,6 +269,11 @@ class Assistant:
             if cleaned.startswith("/"):
                 self.flow("commands").run(ctx, cleaned)
                 return
+            if self.emergency_keywords.match(cleaned):
+                ctx.understanding = Understanding("emergency", 1.0)
+                self.emergency(ctx)
+                self._reshow_or_start(ctx)
+                return
 
         if ctx.resident.flow is None:
             self.flow("onboarding").start(ctx, cleaned if incoming.kind == "text" else "")
@@ -280,7 +288,10 @@ class Assistant:
                 ctx.say(t("That menu has expired. Here is the current step again."))
                 ctx.show()
                 return
-            flow.on_button(ctx, step, incoming.payload)
+            if incoming.payload.startswith("intent:"):
+                self.flow("intents").on_button(ctx, incoming.payload)
+            else:
+                flow.on_button(ctx, step, incoming.payload)
             return
 
         if incoming.kind == "location":
@@ -299,6 +310,12 @@ class Assistant:
             return
 
         if flow.accepts_text(step):
+            # Typed text answers the step, unless it clearly means to leave it.
+            if self.understander is not None and ctx.resident.language is not None:
+                ctx.understanding = await self.understander.parse(cleaned, ctx.resident.language)
+                if self.flow("intents").interrupts(ctx.understanding, cleaned):
+                    self.flow("intents").handle(ctx, ctx.understanding, cleaned)
+                    return
             flow.on_text(ctx, step, cleaned)
             return
         await self.understand(ctx, cleaned)
@@ -310,14 +327,25 @@ class Assistant:
             ctx.show()
 
     async def understand(self, ctx: Context, cleaned: str) -> None:
-        """Free text where the step wants a choice: without an NLU model, ask for a number."""
+        """Free text where the step wants a choice: the NLU decides; without one, ask again."""
         t = ctx.t
         if self.understander is None:
             ctx.say(t("I did not understand that. Please choose one of the numbers below."))
             ctx.show()
             return
         ctx.understanding = await self.understander.parse(cleaned, ctx.resident.language)
-        self.flow("intents").handle(ctx, ctx.understanding)
+        self.flow("intents").handle(ctx, ctx.understanding, cleaned)
+
+    def emergency(self, ctx: Context) -> None:
+        """The emergency numbers from config.yml, at once, whatever the resident was doing."""
+        t = ctx.t
+        lines = [t("If someone is in danger, call now:")]
+        lines += [
+            t("{number} · {service}", number=entry.number, service=t.name(entry.names))
+            for entry in self.config.emergency_numbers
+        ]
+        lines.append(t("Linli cannot call for you."))
+        ctx.say("\n".join(lines))
 
     def deliver_notifications(self, ctx: Context) -> None:
         """Tells the resident about status changes made by staff since their last turn."""

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.commands import Commands
+    from flows.intents import Intents
     from flows.menu import MainMenu
     from flows.myrequests import MyRequests
     from flows.notifications import Notifications
@@ -20,7 +21,7 @@ def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.settings import Settings
 
     flows = [
-        Commands, MainMenu, MyRequests, Notifications, Onboarding, Rating, ReportProblem,
+        Commands, Intents, MainMenu, MyRequests, Notifications, Onboarding, Rating, ReportProblem,
         Settings,
     ]
     return {flow.name: flow(assistant) for flow in (cls for cls in flows)}

@@ -25,6 +25,10 @@ class Flow(ABC):
     def accepts_text(self, step: str | None) -> bool:
         return step in self.text_steps
 
+    def yes_no(self, ctx: Context, step: str | None) -> tuple[str, str] | None:
+        """The payloads that "yes" and "no" in free text press at this step, if any."""
+        return None
+
     def on_button(self, ctx: Context, step: str | None, payload: str) -> None:
         """Buttons shared by every flow; flows handle their own first and fall back here."""
         t = ctx.t

@@ -59,6 +59,9 @@ class Onboarding(Flow):
             ]
         ctx.say("\n".join(lines), language_buttons(ctx))
 
+    def yes_no(self, ctx, step):
+        return ("voice:on", "voice:off") if step == "voice" else None
+
     def on_button(self, ctx, step, payload):
         if step == "language" and payload.startswith("lang:"):
             language = payload.split(":", 1)[1]

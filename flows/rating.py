@@ -45,6 +45,9 @@ class Rating(Flow):
             + [ctx.button(t("Later"), "later")],
         )
 
+    def yes_no(self, ctx, step):
+        return ("reopen:yes", "reopen:no") if step == "reopen" else None
+
     def on_button(self, ctx, step, payload):
         t = ctx.t
         tracking_number = ctx.slots.get("tracking_number", "")

@@ -80,6 +80,9 @@ class ReportProblem(Flow):
                 ],
             )
 
+    def yes_no(self, ctx, step):
+        return ("confirm:submit", "cancel") if step == "confirm" else None
+
     def on_button(self, ctx, step, payload):
         if step == "category" and payload.startswith("cat:"):
             category = payload.split(":", 1)[1]

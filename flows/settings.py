@@ -52,6 +52,9 @@ class Settings(Flow):
             ],
         )
 
+    def yes_no(self, ctx, step):
+        return ("forget:yes", "forget:no") if step == "forget" else None
+
     def on_button(self, ctx, step, payload):
         resident = ctx.resident
         if step == "main" and payload == "set:language":

@@ -33,7 +33,12 @@ def env(tmp_path, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("LINLI_DATA_DIR", str(data_dir))
     monkeypatch.setenv("LINLI_DATABASE_URL", url)
     monkeypatch.delenv("LINLI_CONFIG", raising=False)
-    return {**os.environ, "LINLI_DATA_DIR": str(data_dir), "LINLI_DATABASE_URL": url}
+    # Channel and flow tests run without a language model (numbers and buttons only);
+    # tests of free text use the session's `understander`.
+    models = tmp_path / "no-models"
+    monkeypatch.setenv("LINLI_MODELS_DIR", str(models))
+    return {**os.environ, "LINLI_DATA_DIR": str(data_dir), "LINLI_DATABASE_URL": url,
+            "LINLI_MODELS_DIR": str(models)}
 
 
 @pytest.fixture
@@ -162,3 +167,37 @@ def run_cli(env: dict, *args: str, input: str | None = None, timeout: int = 120)
         timeout=timeout,
         cwd=Path(PROJECT_ROOT),
     )
+
+
+@pytest.fixture(scope="session")
+def understander():
+    """The real NLU model: trained once into var/models/ (keyed by the data's hash), loaded once."""
+    from nlu.engine import RasaUnderstander, data_hash, train
+
+    config = load_config(PROJECT_ROOT / "config.yml")
+    cache = PROJECT_ROOT / "var" / "models" / f"nlu-{data_hash(config)}.tar.gz"
+    path, _ = train(config, output=cache)
+    return RasaUnderstander(config, path)
+
+
+@pytest.fixture
+def nlu_assistant(config, db, understander) -> Assistant:
+    return Assistant(config, db, understander=understander)
+
+
+class TerminalSession:
+    """The terminal channel's own chat loop, fed one line at a time, with the real assistant."""
+
+    def __init__(self, assistant: Assistant, resident: str):
+        self.assistant = assistant
+        self.resident = resident
+
+    def send(self, line: str) -> str:
+        import io
+
+        from bot.channels.terminal import chat
+
+        out = io.StringIO()
+        asyncio.run(chat(self.assistant, self.resident, io.StringIO(line + "\n"), out,
+                         interactive=False))
+        return out.getvalue()

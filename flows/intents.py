@@ -1,0 +1,184 @@
+"""What free text does once the NLU has named its intent: start, switch or answer within a flow."""
+
+from __future__ import annotations
+
+from bot.core import Understanding
+from bot.i18n import N_
+from bot.services import requests as request_service
+from flows.menu import show_help
+
+# How each intent is offered as a "Did you mean…" button.
+INTENT_LABELS = {
+    "greet": N_("Say hello"),
+    "goodbye": N_("Say goodbye"),
+    "thank": N_("Say thank you"),
+    "help": N_("Help"),
+    "affirm": N_("Yes"),
+    "deny": N_("No"),
+    "cancel": N_("Cancel"),
+    "repeat": N_("Show that again"),
+    "main_menu": N_("Main menu"),
+    "report_problem": N_("Report a problem"),
+    "check_request_status": N_("My requests"),
+    "rate_service": N_("Rate a request"),
+    "read_notices": N_("Read notices"),
+    "subscribe_notices": N_("Get new notices"),
+    "unsubscribe_notices": N_("Stop notices"),
+    "join_poll": N_("Community consultations"),
+    "change_language": N_("Change language"),
+    "voice_on": N_("Turn voice replies on"),
+    "voice_off": N_("Turn voice replies off"),
+    "talk_to_human": N_("Talk to staff"),
+    "emergency": N_("Emergency numbers"),
+    "delete_my_data": N_("Delete my data"),
+}
+# Intents that may interrupt a step waiting for typed text (a description, a place), when the
+# model is sure and the message is short: anything else typed there is the answer itself.
+INTERRUPTING = frozenset({"cancel", "main_menu", "emergency"})
+INTERRUPT_CONFIDENCE = 0.8
+INTERRUPT_MAX_LENGTH = 30
+
+
+def entity(understanding: Understanding, name: str) -> str | None:
+    for item in understanding.entities:
+        if item["entity"] == name:
+            return item["value"]
+    return None
+
+
+class Intents:
+    name = "intents"
+
+    def __init__(self, assistant):
+        self.assistant = assistant
+
+    # --- entry points -----------------------------------------------------------------
+    def interrupts(self, understanding: Understanding, text: str) -> bool:
+        """At a step that takes typed text: does this message rather mean to leave it?"""
+        return (
+            understanding.intent in INTERRUPTING
+            and understanding.confidence >= INTERRUPT_CONFIDENCE
+            and len(text) <= INTERRUPT_MAX_LENGTH
+        )
+
+    def handle(self, ctx, understanding: Understanding, text: str) -> None:
+        """Free text where the step wanted a choice (or an interrupting message)."""
+        intent = understanding.intent
+        tracking_number = entity(understanding, "request_id")
+        if tracking_number and intent not in ("rate_service", "emergency"):
+            intent = "check_request_status"  # a tracking number of one's own opens it
+        if intent == "nlu_fallback":
+            self.did_you_mean(ctx, understanding)
+            return
+        self.run(ctx, intent, understanding, text)
+
+    def on_button(self, ctx, payload: str) -> None:
+        """A "Did you mean…" button: the intent it names, without entities."""
+        intent = payload.split(":", 1)[1]
+        self.run(ctx, intent, Understanding(intent, 1.0), "")
+
+    # --- the intents ------------------------------------------------------------------
+    def run(self, ctx, intent: str, understanding: Understanding, text: str) -> None:
+        t = ctx.t
+        flows = self.assistant.flows
+        flow = flows.get(ctx.resident.flow or "menu")
+        step = ctx.resident.step
+
+        if intent == "emergency":
+            self.assistant.emergency(ctx)
+            ctx.show()
+            return
+        if intent in ("affirm", "deny"):
+            choice = flow.yes_no(ctx, step)
+            if choice:
+                flow.on_button(ctx, step, choice[0] if intent == "affirm" else choice[1])
+            else:
+                ctx.say(t("All right."))
+                ctx.show()
+            return
+        category = entity(understanding, "category")
+        if ctx.resident.flow == "report" and step == "category" and category:
+            flow.on_button(ctx, step, f"cat:{category}")
+            return
+
+        if intent == "greet":
+            ctx.main_menu(t("Hello! How can I help you?"))
+        elif intent == "goodbye":
+            ctx.main_menu(t("Goodbye! Write to me any time you need help."))
+        elif intent == "thank":
+            ctx.main_menu(t("You are welcome."))
+        elif intent == "help":
+            show_help(ctx)
+        elif intent == "cancel":
+            ctx.main_menu(t("Cancelled. Nothing was saved."))
+        elif intent == "repeat":
+            ctx.show()
+        elif intent == "main_menu":
+            ctx.main_menu()
+        elif intent == "report_problem":
+            self.report(ctx, category, text)
+        elif intent == "check_request_status":
+            self.check_status(ctx, entity(understanding, "request_id"))
+        elif intent == "rate_service":
+            self.rate(ctx, entity(understanding, "request_id"))
+        elif intent in ("read_notices", "subscribe_notices", "unsubscribe_notices", "join_poll"):
+            ctx.main_menu(t("Notices and community consultations are not open in this chat yet. "
+                            "For now I can take reports of problems and follow them up."))
+        elif intent == "change_language":
+            language = entity(understanding, "language")
+            if language in ctx.config.language_ids:
+                flows["settings"].change_language(ctx, language)
+            else:
+                flows["settings"].start(ctx, "language")
+        elif intent in ("voice_on", "voice_off"):
+            ctx.resident.voice_on = intent == "voice_on"
+            ctx.say(t("Voice replies are on.") if ctx.resident.voice_on
+                    else t("Voice replies are off."))
+            ctx.show()
+        elif intent == "talk_to_human":
+            ctx.main_menu(t("Staff cannot answer in this chat yet. Report the problem here and "
+                            "staff will handle it, or visit the residents' committee."))
+        elif intent == "delete_my_data":
+            flows["settings"].start(ctx, "forget")
+        else:  # out_of_scope, and anything the model may add later
+            ctx.main_menu(t("Sorry, I cannot help with that. This is what I can do:"))
+
+    def report(self, ctx, category: str | None, text: str) -> None:
+        report = self.assistant.flows["report"]
+        if category and text:
+            # The message names the category, so it describes the problem: keep it.
+            ctx.go("report", "location", slots={"category": category, "description": text})
+        else:
+            report.start(ctx, category)
+
+    def check_status(self, ctx, tracking_number: str | None) -> None:
+        mine = self.assistant.flows["myrequests"]
+        if tracking_number and mine.open(ctx, tracking_number):
+            return
+        if tracking_number:
+            ctx.say(ctx.t("You have no request with the number {tracking_number}.",
+                          tracking_number=tracking_number))
+        mine.start(ctx)
+
+    def rate(self, ctx, tracking_number: str | None) -> None:
+        if tracking_number:
+            request = request_service.find_for_resident(ctx.session, ctx.resident, tracking_number)
+            if request is not None and request.status == "resolved":
+                self.assistant.flows["rating"].start(ctx, request.tracking_number)
+                return
+            if request is not None:
+                ctx.say(ctx.t("Request {tracking_number} can be rated once it is resolved.",
+                              tracking_number=request.tracking_number))
+                self.assistant.flows["myrequests"].open(ctx, request.tracking_number)
+                return
+        self.check_status(ctx, tracking_number)
+
+    def did_you_mean(self, ctx, understanding: Understanding) -> None:
+        t = ctx.t
+        guesses = [name for name, _ in understanding.ranking if name in INTENT_LABELS][:2]
+        if not guesses:
+            ctx.main_menu(t("I did not understand that. Please choose one of the numbers below."))
+            return
+        buttons = [ctx.button(t(INTENT_LABELS[name]), f"intent:{name}") for name in guesses]
+        ctx.say(t("I am not sure what you mean. Did you mean one of these?"),
+                buttons + [ctx.button(t("Main menu"), "menu")])
