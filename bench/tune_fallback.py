@@ -1,0 +1,102 @@
+"""Tunes the FallbackClassifier's thresholds on data: a validation split of the training files.
+
+    .venv/bin/python bench/tune_fallback.py > fallback.md
+
+Holds out every fifth example of each intent in each nlu/<language>.yml (the held-out test sets
+under nlu/tests/ are not touched), trains Linli's pipeline on the rest, and scores each pair of
+(threshold, ambiguity threshold) with a cost model of what the resident experiences:
+
+    answered correctly  +1     (one step)
+    "Did you mean…"     +0.5   (one more tap; the right intent is usually one of the two guesses)
+    answered wrongly    -1     (a wrong flow, to be backed out of)
+
+Prints the table and the best pair; copy it into nlu/pipeline.yml and docs/nlu.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from common import parse_all, train_and_load
+
+from bot.config import load_config
+from nlu.engine import COMMON_FILE, NLU_DIR
+from nlu.evaluate import ANNOTATION
+
+THRESHOLDS = [round(0.05 * i, 2) for i in range(19)]
+AMBIGUITY = [0.0, 0.02, 0.05, 0.1]
+
+
+def split(language: str, folder: Path) -> list[tuple[str, str]]:
+    """Writes the training part of one language's file; returns the held-out (text, intent)."""
+    data = yaml.safe_load((NLU_DIR / f"{language}.yml").read_text(encoding="utf-8"))
+    held_out = []
+    kept_items = []
+    for item in data["nlu"]:
+        if "intent" not in item:
+            kept_items.append(item)
+            continue
+        lines = [line for line in item["examples"].splitlines() if line.strip().startswith("- ")]
+        keep = []
+        for i, line in enumerate(lines):
+            if i % 5 == 4:
+                text = ANNOTATION.sub(lambda m: m.group(1), line.strip()[2:].strip())
+                held_out.append((text, item["intent"]))
+            else:
+                keep.append(line.strip())
+        kept_items.append({"intent": item["intent"], "examples": "\n".join(keep) + "\n"})
+    out = {"version": "3.1", "nlu": kept_items}
+    (folder / f"{language}.yml").write_text(
+        yaml.safe_dump(out, allow_unicode=True, sort_keys=False, width=1000), encoding="utf-8")
+    return held_out
+
+
+def utility(rankings, gold, threshold: float, ambiguity: float) -> tuple[float, float, float]:
+    """(mean utility, share answered, accuracy of what was answered)."""
+    total = answered = correct = 0.0
+    for ranking, intent in zip(rankings, gold):
+        (top, p1), p2 = ranking[0], (ranking[1][1] if len(ranking) > 1 else 0.0)
+        if p1 < threshold or p1 - p2 < ambiguity:
+            total += 0.5
+            continue
+        answered += 1
+        if top == intent:
+            correct += 1
+            total += 1
+        else:
+            total -= 1
+    n = len(gold)
+    return total / n, answered / n, (correct / answered if answered else 0.0)
+
+
+def main() -> None:
+    config = load_config()
+    with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
+        folder = Path(tmp)
+        held_out = []
+        for language in config.language_ids:
+            held_out += split(language, folder)
+        (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
+                                               encoding="utf-8")
+        print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
+        files = sorted(folder.glob("*.yml"))
+        agent, _ = train_and_load(folder, files, "tune")
+        rankings = parse_all(agent, [t for t, _ in held_out])
+    gold = [intent for _, intent in held_out]
+    results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
+    best = max(results, key=lambda r: r[2])
+    print("| threshold | ambiguity | utility | answered | accuracy when answered |")
+    print("|---|---|---|---|---|")
+    for th, amb, score, answered, accuracy in results:
+        if amb in (0.0, best[1]) or th == best[0]:
+            mark = " **best**" if (th, amb) == best[:2] else ""
+            print(f"| {th:.2f} | {amb:.2f} | {score:.3f}{mark} | {answered:.3f} | {accuracy:.3f} |")
+    print(f"\nbest: threshold {best[0]:.2f}, ambiguity_threshold {best[1]:.2f} "
+          f"({len(gold)} held-out training examples)")
+
+
+if __name__ == "__main__":
+    main()
