@@ -140,6 +140,19 @@ class _Checker:
         return names
 
 
+def _named_items(check: _Checker, raw: dict, section: str, languages: tuple[str, ...]):
+    """Yields (key, item, id, names) for a list of {id, name: {language: text}} entries."""
+    seen: set[str] = set()
+    for i, item in enumerate(check.sequence(raw.get(section), section)):
+        key = f"{section}[{i}]"
+        item = check.mapping(item, key)
+        item_id = check.identifier(item.get("id"), f"{key}.id")
+        if item_id in seen:
+            raise check.fail(f"{key}.id", f"{item_id!r} is listed twice")
+        seen.add(item_id)
+        yield key, item, item_id, check.names(item.get("name"), f"{key}.name", languages)
+
+
 def find_config_path() -> Path:
     """LINLI_CONFIG, else ./config.yml, else the project's own config.yml."""
     env = os.environ.get("LINLI_CONFIG")
@@ -200,32 +213,20 @@ def load_config(path: Path | None = None) -> Config:
     community = check.mapping(raw.get("community"), "community")
     community_names = check.names(community.get("name"), "community.name", language_ids)
 
-    departments = []
-    for i, item in enumerate(check.sequence(raw.get("departments"), "departments")):
-        key = f"departments[{i}]"
-        item = check.mapping(item, key)
-        dep_id = check.identifier(item.get("id"), f"{key}.id")
-        if any(d.id == dep_id for d in departments):
-            raise check.fail(f"{key}.id", f"{dep_id!r} is listed twice")
-        departments.append(
-            Department(dep_id, check.names(item.get("name"), f"{key}.name", language_ids))
-        )
+    departments = [
+        Department(dep_id, names)
+        for _, _, dep_id, names in _named_items(check, raw, "departments", language_ids)
+    ]
     department_ids = {d.id for d in departments}
 
     categories = []
-    for i, item in enumerate(check.sequence(raw.get("categories"), "categories")):
-        key = f"categories[{i}]"
-        item = check.mapping(item, key)
-        cat_id = check.identifier(item.get("id"), f"{key}.id")
-        if any(c.id == cat_id for c in categories):
-            raise check.fail(f"{key}.id", f"{cat_id!r} is listed twice")
+    for key, item, cat_id, names in _named_items(check, raw, "categories", language_ids):
         department = check.text(item.get("department"), f"{key}.department")
         if department not in department_ids:
             raise check.fail(f"{key}.department", f"{department!r} is not a department id")
         hours = item.get("time_limit_hours")
         if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
             raise check.fail(f"{key}.time_limit_hours", "must be a whole number of hours above 0")
-        names = check.names(item.get("name"), f"{key}.name", language_ids)
         categories.append(Category(cat_id, department, hours, names))
 
     emergency = []
@@ -239,14 +240,10 @@ def load_config(path: Path | None = None) -> Config:
             EmergencyNumber(number, check.names(item.get("name"), f"{key}.name", language_ids))
         )
 
-    topics = []
-    for i, item in enumerate(check.sequence(raw.get("notice_topics"), "notice_topics")):
-        key = f"notice_topics[{i}]"
-        item = check.mapping(item, key)
-        topic_id = check.identifier(item.get("id"), f"{key}.id")
-        if any(t.id == topic_id for t in topics):
-            raise check.fail(f"{key}.id", f"{topic_id!r} is listed twice")
-        topics.append(Topic(topic_id, check.names(item.get("name"), f"{key}.name", language_ids)))
+    topics = [
+        Topic(topic_id, names)
+        for _, _, topic_id, names in _named_items(check, raw, "notice_topics", language_ids)
+    ]
 
     base = path.parent
     data_dir = Path(os.environ.get("LINLI_DATA_DIR") or base / "var").resolve()

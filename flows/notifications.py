@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from bot.models import utcnow
 from bot.services import requests as service
+
+# What the resident is told about each status staff can set (a submission is their own act).
+NOTICES = {
+    "accepted": N_("Your request {tracking_number} has been accepted by {department}."),
+    "in_progress": N_("Work on your request {tracking_number} has started."),
+    "resolved": N_("Your request {tracking_number} has been resolved."),
+    "closed": N_("Your request {tracking_number} has been closed."),
+    "reopened": N_("Your request {tracking_number} has been reopened."),
+    "rejected": N_("Your request {tracking_number} could not be accepted."),
+    "duplicate": N_("Your request {tracking_number} is about the same problem as {original}, "
+                    "which is already being handled."),
+}
 
 
 class Notifications:
@@ -15,33 +28,13 @@ class Notifications:
     def text(self, ctx, event) -> str:
         t = ctx.t
         request = event.request
-        tracking_number = request.tracking_number
+        values = {"tracking_number": request.tracking_number}
         if event.status == "accepted":
-            department = ctx.config.department(request.department_id)
-            text = t("Your request {tracking_number} has been accepted by {department}.",
-                     tracking_number=tracking_number, department=t.name(department.names))
-        elif event.status == "in_progress":
-            text = t("Work on your request {tracking_number} has started.",
-                     tracking_number=tracking_number)
-        elif event.status == "resolved":
-            text = t("Your request {tracking_number} has been resolved.",
-                     tracking_number=tracking_number)
-        elif event.status == "closed":
-            text = t("Your request {tracking_number} has been closed.",
-                     tracking_number=tracking_number)
-        elif event.status == "reopened":
-            text = t("Your request {tracking_number} has been reopened.",
-                     tracking_number=tracking_number)
-        elif event.status == "rejected":
-            text = t("Your request {tracking_number} could not be accepted.",
-                     tracking_number=tracking_number)
-        elif event.status == "duplicate":
+            values["department"] = t.name(ctx.config.department(request.department_id).names)
+        if event.status == "duplicate":
             original = ctx.session.get(type(request), request.duplicate_of_id)
-            text = t("Your request {tracking_number} is about the same problem as {original}, "
-                     "which is already being handled.", tracking_number=tracking_number,
-                     original=original.tracking_number if original else "")
-        else:
-            raise ValueError(f"no notification for status {event.status!r}")
+            values["original"] = original.tracking_number if original else ""
+        text = t(NOTICES[event.status], **values)
         if event.note:
             text += "\n" + t("Note from staff: {note}", note=event.note)
         return text
