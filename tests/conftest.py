@@ -25,11 +25,25 @@ def compiled_catalogs():
     compile_catalogs(PROJECT_ROOT / "locales")
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch) -> dict[str, str]:
-    """Points config and data at a fresh folder, for this process and for subprocesses."""
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole run, started here and stopped at the end."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def env(request, tmp_path, monkeypatch) -> dict[str, str]:
+    """Points config and data at a fresh folder and a fresh database (SQLite, then
+    PostgreSQL), for this process and for subprocesses."""
     data_dir = tmp_path / "var"
-    url = f"sqlite:///{data_dir / 'linli.db'}"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").new_database()
+    else:
+        url = f"sqlite:///{data_dir / 'linli.db'}"
     monkeypatch.setenv("LINLI_DATA_DIR", str(data_dir))
     monkeypatch.setenv("LINLI_DATABASE_URL", url)
     monkeypatch.delenv("LINLI_CONFIG", raising=False)
