@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 import warnings
 from datetime import timezone
 
@@ -129,9 +130,14 @@ def cmd_nlu_train(args) -> int:
     if target.is_file() and not args.force:
         print(f"NLU model is up to date: {target}", file=sys.stderr)
         return 0
-    print(f"training the NLU model {target.name} (progress below; a few minutes)", file=sys.stderr)
+    print(f"training the NLU model {target.name} (about a minute; progress below)",
+          file=sys.stderr)
+    # Progress: Rasa's training hooks name each pipeline component as it starts and ends
+    # (component names only, never training text).
+    logging.getLogger("rasa.engine.training.hooks").setLevel(logging.INFO)
+    started = time.monotonic()
     path, _ = train(config, force=args.force)
-    print(f"NLU model written: {path}", file=sys.stderr)
+    print(f"NLU model written in {time.monotonic() - started:.0f} s: {path}", file=sys.stderr)
     return 0
 
 

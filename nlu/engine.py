@@ -34,6 +34,8 @@ class NoModel(Exception):
 def quiet_rasa() -> None:
     """Rasa and TensorFlow log user text at DEBUG and chatter at INFO: keep them at WARNING."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Rasa's training cache, by default ./.rasa of whatever folder one runs from.
+    os.environ.setdefault("RASA_CACHE_DIRECTORY", str(PROJECT_ROOT / "var" / "rasa-cache"))
     os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
     for name in ("rasa", "tensorflow", "absl", "h5py", "matplotlib", "jieba", "sanic"):
         logging.getLogger(name).setLevel(logging.WARNING)
