@@ -228,8 +228,10 @@ class Assistant:
 
             if ctx.resident in session:  # /forget deletes the resident
                 self.deliver_notifications(ctx)
-                self._finish(ctx, turn_in)
-            return self._only_last_buttons(ctx.replies)
+            replies = self._only_last_buttons(ctx.replies)
+            if ctx.resident in session:
+                self._finish(ctx, turn_in, replies)
+            return replies
 
     def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:
         guessed = textutil.guess_language(cleaned, self.config.language_ids) if cleaned else None
@@ -373,8 +375,7 @@ class Assistant:
         ctx.session.add(turn)
         return turn
 
-    def _finish(self, ctx: Context, turn_in: Turn) -> None:
-        replies = self._only_last_buttons(ctx.replies)
+    def _finish(self, ctx: Context, turn_in: Turn, replies: list[Reply]) -> None:
         offered = [b.payload for r in replies for b in r.buttons]
         ctx.resident.offered = offered
         if ctx.understanding is not None:
