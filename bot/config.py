@@ -10,10 +10,29 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from gtts.lang import tts_langs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 LANGUAGE_ID_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?(_[A-Z]{2})?$")
+
+# What each speech engine voice can read, by Unicode script (bot/voice.py refuses other text):
+# most of the text must be in the first script; the others may be mixed in (R-000123). A voice
+# given a script it does not know spells it out letter by letter (espeak-ng reads Tibetan as
+# "Tibetan letter ka…"), so a voice that is not listed here cannot be configured.
+VOICE_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "gtts:zh-CN": ("Han", "Latin"),
+    "gtts:zh-TW": ("Han", "Latin"),
+    "gtts:zh": ("Han", "Latin"),
+    "gtts:yue": ("Han", "Latin"),
+    "gtts:en": ("Latin",),
+    "espeak:cmn-latn-pinyin": ("Han", "Latin"),
+    "espeak:yue": ("Han", "Latin"),
+    "espeak:en": ("Latin",),
+    "espeak:en-gb": ("Latin",),
+    "espeak:en-us": ("Latin",),
+    "espeak:ug": ("Arabic", "Latin"),
+}
 
 
 class ConfigError(Exception):
@@ -54,6 +73,17 @@ class EmergencyNumber:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    """Spoken replies: for each language, the engines to try in order (see docs/voice.md)."""
+
+    cache_dir: Path
+    clips_dir: Path
+    engines: dict[str, tuple[str, ...]]  # language id -> ("clip", "gtts:zh-CN", "espeak:…")
+    gtts_timeout_seconds: float
+    max_characters: int
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     community_names: dict[str, str]
@@ -67,6 +97,7 @@ class Config:
     data_dir: Path
     database_url: str
     locales_dir: Path
+    voice: VoiceSettings
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -151,6 +182,64 @@ def _named_items(check: _Checker, raw: dict, section: str, languages: tuple[str,
             raise check.fail(f"{key}.id", f"{item_id!r} is listed twice")
         seen.add(item_id)
         yield key, item, item_id, check.names(item.get("name"), f"{key}.name", languages)
+
+
+def _voice_settings(
+    check: _Checker, raw: Any, languages: tuple[str, ...], data_dir: Path
+) -> VoiceSettings:
+    """The `voice` section; without one, every language has recorded clips only."""
+    voice = check.mapping({} if raw is None else raw, "voice")
+    known = {"cache_dir", "clips_dir", "gtts_timeout_seconds", "max_characters", "languages"}
+    unknown = sorted(set(voice) - known)
+    if unknown:
+        raise check.fail(f"voice.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+
+    def folder(key: str, default: str) -> Path:
+        return data_dir / check.text(voice.get(key, default), f"voice.{key}")
+
+    timeout = voice.get("gtts_timeout_seconds", 3)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 30:
+        raise check.fail("voice.gtts_timeout_seconds", "must be a number of seconds, 0 to 30")
+    limit = voice.get("max_characters", 1000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 20 <= limit <= 5000:
+        raise check.fail("voice.max_characters", "must be a whole number from 20 to 5000")
+
+    chains = check.mapping(voice.get("languages", {lang: ["clip"] for lang in languages}),
+                           "voice.languages")
+    unknown = sorted(set(chains) - set(languages))
+    if unknown:
+        raise check.fail("voice.languages", f"unknown language(s) {unknown}")
+    gtts_languages = tts_langs()
+    engines: dict[str, tuple[str, ...]] = {}
+    for lang in languages:
+        key = f"voice.languages.{lang}"
+        if lang not in chains:
+            raise check.fail(key, "missing: every language needs its engines (at least [clip])")
+        chain = []
+        for i, item in enumerate(check.sequence(chains[lang], key)):
+            name = check.text(item, f"{key}[{i}]")
+            kind, _, voice_name = name.partition(":")
+            if name != "clip" and (kind not in ("gtts", "espeak") or not voice_name):
+                raise check.fail(
+                    f"{key}[{i}]", f"unknown engine {name!r} (engines: clip, gtts:<language>, "
+                    "espeak:<voice>)")
+            if kind == "gtts" and voice_name not in gtts_languages:
+                raise check.fail(f"{key}[{i}]", f"gTTS has no voice {voice_name!r}")
+            if kind != "clip" and name not in VOICE_SCRIPTS:
+                raise check.fail(
+                    f"{key}[{i}]", f"{name!r}: which script it reads is not known (known voices: "
+                    f"{', '.join(VOICE_SCRIPTS)}; add it to VOICE_SCRIPTS in bot/config.py)")
+            if name in chain:
+                raise check.fail(f"{key}[{i}]", f"{name!r} is listed twice")
+            chain.append(name)
+        engines[lang] = tuple(chain)
+    return VoiceSettings(
+        cache_dir=folder("cache_dir", "voice-cache"),
+        clips_dir=folder("clips_dir", "voice-clips"),
+        engines=engines,
+        gtts_timeout_seconds=float(timeout),
+        max_characters=limit,
+    )
 
 
 def find_config_path() -> Path:
@@ -250,11 +339,12 @@ def load_config(path: Path | None = None) -> Config:
     database_url = os.environ.get("LINLI_DATABASE_URL") or f"sqlite:///{data_dir / 'linli.db'}"
     known = {
         "community", "timezone", "default_language", "languages", "departments",
-        "categories", "emergency_numbers", "notice_topics",
+        "categories", "emergency_numbers", "notice_topics", "voice",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise check.fail(unknown[0], f"unknown key (known keys: {', '.join(sorted(known))})")
+    voice = _voice_settings(check, raw.get("voice"), language_ids, data_dir)
     return Config(
         path=path,
         community_names=community_names,
@@ -268,4 +358,5 @@ def load_config(path: Path | None = None) -> Config:
         data_dir=data_dir,
         database_url=database_url,
         locales_dir=locales_dir,
+        voice=voice,
     )
