@@ -25,9 +25,11 @@ def check_migrated(db: Database) -> None:
         )
 
 
-def build(config: Config | None = None, understander=None) -> tuple[Config, Database, Assistant]:
+def build(config: Config | None = None, understander=None,
+          queued_channels: frozenset[str] = frozenset()) -> tuple[Config, Database, Assistant]:
     config = config or load_config()
     db = Database(config.database_url)
     check_migrated(db)
     sync_catalogue(db, config)
-    return config, db, Assistant(config, db, understander=understander)
+    return config, db, Assistant(config, db, understander=understander,
+                                 queued_channels=queued_channels)

@@ -1,4 +1,4 @@
-"""The `linli` command line: chat, db, demo, requests, i18n."""
+"""The `linli` command line: chat, serve, db, demo, requests, nlu, i18n."""
 
 from __future__ import annotations
 
@@ -44,6 +44,28 @@ def cmd_chat(args) -> int:
     _, db, assistant = build(understander=_load_understander())
     try:
         asyncio.run(chat(assistant, args.resident))
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """The Telegram bot (when LINLI_TELEGRAM_TOKEN is set), until SIGINT or SIGTERM."""
+    from bot.app import build
+    from bot.channels.telegram import CHANNEL, Settings, serve
+    from bot.voice import Voice
+
+    settings = Settings.from_env()
+    if settings is None:
+        print("linli: set LINLI_TELEGRAM_TOKEN to the bot's token (from @BotFather) to serve "
+              "Telegram", file=sys.stderr)
+        return 2
+    config, db, assistant = build(understander=_load_understander(),
+                                  queued_channels=frozenset({CHANNEL}))
+    print(f"serving Telegram ({'webhook' if settings.webhook_url else 'long polling'}); "
+          "Ctrl-C stops", file=sys.stderr)
+    try:
+        asyncio.run(serve(config, db, assistant, settings, voice=Voice(config)))
     finally:
         db.dispose()
     return 0
@@ -221,6 +243,9 @@ def parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="chat as a resident in the terminal")
     chat.add_argument("--resident", default="demo", help="who is talking (default: demo)")
     chat.set_defaults(func=cmd_chat)
+
+    sub.add_parser("serve", help="serve residents on Telegram (LINLI_TELEGRAM_TOKEN)"
+                   ).set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)

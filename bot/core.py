@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.db import Database
 from bot.i18n import Catalogs, Translator
 from bot.models import Resident, Turn, utcnow
+from bot.services import outbox
 
 if TYPE_CHECKING:
     from flows.base import Flow
@@ -39,6 +40,7 @@ class Reply:
     request_location: bool = False
     rtl: bool = False
     language: str = ""
+    source: str | None = None  # the msgid, when the text is one fixed message (voice clips)
 
 
 @dataclass
@@ -46,8 +48,10 @@ class Incoming:
     """One thing a resident did, as a channel saw it.
 
     kind: "text" (typed text, commands included), "button" (payload of a pressed button),
-    "location" (latitude/longitude), or "resume" (the channel reconnected and wants the
-    current step shown again).
+    "location" (latitude/longitude), "photo" or "voice" (`media` describes the stored file),
+    "unsupported" (a sticker, video, edited message…: `media` has its "type"), "resume" (the
+    channel reconnected and wants the current step shown again) or "push" (nothing from the
+    resident: the channel asks for news, such as status changes, to be delivered now).
     """
 
     channel: str
@@ -59,6 +63,7 @@ class Incoming:
     longitude: float | None = None
     display_name: str | None = None
     language_hint: str | None = None
+    media: dict | None = None
 
 
 @dataclass
@@ -145,6 +150,7 @@ class Context:
                 request_location=request_location,
                 rtl=self.t.rtl,
                 language=self.t.language,
+                source=self.t.source_of(text),
             )
         )
 
@@ -152,14 +158,44 @@ class Context:
         return Button(label, payload)
 
 
+def spoken_text(replies: list[Reply]) -> str:
+    """What a voice note says for a turn: each reply, and the buttons read out with numbers."""
+    parts = []
+    for reply in replies:
+        parts.append(reply.text)
+        parts += [f"{i}. {button.label}." for i, button in enumerate(reply.buttons, start=1)]
+    return "\n".join(parts)
+
+
+def voice_payload(t: Translator, resident: Resident, replies: list[Reply]) -> dict:
+    """An outbox entry for the spoken version of a turn; the note is sent if no voice exists."""
+    return {
+        "voice": True,
+        "text": spoken_text(replies),
+        "language": t.language,
+        "slow": bool(resident.senior_mode),
+        "source": replies[0].source if len(replies) == 1 else None,
+        "note": t("There is no voice for this language yet, so this answer is in text only."),
+    }
+
+
 class Assistant:
     """Routes each Incoming through commands, buttons and flows, inside one transaction."""
 
-    def __init__(self, config: Config, db: Database, understander: Understander | None = None):
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        understander: Understander | None = None,
+        queued_channels: frozenset[str] = frozenset(),
+    ):
+        """`queued_channels`: channels whose replies go through the outbox (see bot/delivery.py)
+        instead of being shown by the caller straight away."""
         from flows import registry
 
         self.config = config
         self.db = db
+        self.queued_channels = frozenset(queued_channels)
         self.catalogs = Catalogs(config)
         self.understander = understander
         self.flows: dict[str, Flow] = registry(self)
@@ -218,20 +254,48 @@ class Assistant:
                 )
                 session.add(resident)
                 session.flush()
-            resident.last_seen_at = utcnow()
+            push = incoming.kind == "push"
+            if not push:
+                resident.last_seen_at = utcnow()
             cleaned = textutil.clean(incoming.text) if incoming.kind == "text" else ""
             language = resident.language or self._first_contact_language(cleaned, incoming)
             ctx = Context(self, session, resident, incoming, self.catalogs.translator(language))
-            turn_in = self._record_in(ctx, cleaned)
+            turn_in = None if push else self._record_in(ctx, cleaned)
 
-            await self._route(ctx, cleaned)
+            if not push:
+                await self._route(ctx, cleaned)
 
-            if ctx.resident in session:  # /forget deletes the resident
-                self.deliver_notifications(ctx)
+            if ctx.resident not in session:  # /forget deleted the resident
+                return self._only_last_buttons(ctx.replies)
+            if resident.channel not in self.queued_channels:
+                ctx.replies += [outbox.payload_reply(row.payload)
+                                for row in self._take_outbox(session, resident)]
+            self.deliver_notifications(ctx)
             replies = self._only_last_buttons(ctx.replies)
-            if ctx.resident in session:
-                self._finish(ctx, turn_in, replies)
+            self._finish(ctx, turn_in, replies)
+            if resident.channel in self.queued_channels and replies:
+                self._queue(ctx, replies)
             return replies
+
+    @staticmethod
+    def _take_outbox(session: Session, resident: Resident) -> list:
+        """Channels that show replies at once get queued messages (notices…) at their next turn."""
+        rows = outbox.pending_for(session, resident)
+        for row in rows:
+            row.status, row.sent_at, row.attempts = "sent", utcnow(), row.attempts + 1
+        return rows
+
+    def _queue(self, ctx: Context, replies: list[Reply]) -> None:
+        """The turn's replies into the outbox, in this transaction, with a voice note if on."""
+        resident = ctx.resident
+        payloads = [outbox.reply_payload(reply, resident) for reply in replies]
+        for payload in payloads:
+            if payload["request_location"]:
+                payload["location_label"] = ctx.t("📍 Share my location")
+        if resident.voice_on:
+            payloads.append(voice_payload(ctx.t, resident, replies))
+        outbox.enqueue(ctx.session, resident, payloads,
+                       kind="push" if ctx.incoming.kind == "push" else "reply")
 
     def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:
         guessed = textutil.guess_language(cleaned, self.config.language_ids) if cleaned else None
@@ -300,6 +364,23 @@ class Assistant:
             flow.on_location(ctx, step, incoming.latitude, incoming.longitude)
             return
 
+        if incoming.kind in ("photo", "voice"):
+            flow.on_media(ctx, step, incoming.kind, dict(incoming.media or {}))
+            return
+
+        if incoming.kind == "unsupported":
+            what = str((incoming.media or {}).get("type", ""))
+            if what == "edited":
+                ctx.say(t("I do not read edited messages. "
+                          "Please send the corrected text as a new message."))
+            elif what.endswith("_too_large"):
+                ctx.say(t("That file is too large for me. Please send one under 20 MB."))
+            else:
+                ctx.say(t("I can read text, buttons, voice notes, photos and locations, "
+                          "but not this kind of message."))
+            ctx.show()
+            return
+
         # A bare number is a button press wherever buttons are offered: it is never a
         # description or a place on its own.
         number = textutil.parse_number(cleaned)
@@ -361,13 +442,17 @@ class Assistant:
             kind = "command"
         if kind == "location":
             stored = f"{incoming.latitude},{incoming.longitude}"
+        payload = incoming.payload
+        if kind in ("photo", "voice", "unsupported"):
+            payload = str((incoming.media or {}).get("path") or (incoming.media or {}).get("type")
+                          or "")
         turn = Turn(
             resident_id=ctx.resident.id,
             channel=incoming.channel,
             direction="in",
             kind=kind,
             text=stored[:MAX_STORED_TEXT] if stored else None,
-            payload=(incoming.payload or "")[:200] or None,
+            payload=(payload or "")[:200] or None,
             language=ctx.t.language,
             flow=ctx.resident.flow,
             step=ctx.resident.step,
@@ -375,10 +460,11 @@ class Assistant:
         ctx.session.add(turn)
         return turn
 
-    def _finish(self, ctx: Context, turn_in: Turn, replies: list[Reply]) -> None:
+    def _finish(self, ctx: Context, turn_in: Turn | None, replies: list[Reply]) -> None:
         offered = [b.payload for r in replies for b in r.buttons]
-        ctx.resident.offered = offered
-        if ctx.understanding is not None:
+        if offered or turn_in is not None:  # news pushed without buttons keeps the step's
+            ctx.resident.offered = offered
+        if turn_in is not None and ctx.understanding is not None:
             turn_in.intent = ctx.understanding.intent
             turn_in.confidence = ctx.understanding.confidence
             turn_in.entities = ctx.understanding.entities

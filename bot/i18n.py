@@ -70,13 +70,19 @@ class Translator:
         self._config = config
         self.locale = Locale.parse(language)
         self.rtl = config.language(language).direction == "rtl"
+        self._sources: dict[str, str] = {}
 
     def __call__(self, message: str, **values: object) -> str:
         """Translates `message` and fills its {fields}, isolating the values in RTL text."""
         text = self._translations.gettext(message)
         if values:
-            text = text.format(**{k: self.isolate(v) for k, v in values.items()})
+            return text.format(**{k: self.isolate(v) for k, v in values.items()})
+        self._sources[text] = message
         return text
+
+    def source_of(self, text: str) -> str | None:
+        """The msgid a fixed message (one without fields) was translated from, if it was."""
+        return self._sources.get(text)
 
     def isolate(self, value: object) -> str:
         """Wraps a value that is not itself RTL text so that bidi cannot scramble it."""

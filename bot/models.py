@@ -138,6 +138,7 @@ class Request(Base):
         "RequestEvent", order_by="RequestEvent.id", back_populates="request", lazy="selectin"
     )
     category = relationship("Category", lazy="joined")
+    attachments = relationship("Attachment", order_by="Attachment.id", lazy="selectin")
 
 
 class RequestEvent(Base):
@@ -158,3 +159,52 @@ class RequestEvent(Base):
     notified_at = Column(DateTime)
 
     request = relationship("Request", back_populates="events")
+
+
+class Attachment(Base):
+    """A photo or voice note a resident sent with a request: the channel's file id and our copy."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_request", "request_id"),)
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("requests.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(16), nullable=False)  # "photo" or "voice"
+    channel = Column(String(32), nullable=False)
+    file_id = Column(String(256), nullable=False)  # the channel's id, to fetch it again
+    path = Column(String(400))  # our copy, relative to the data folder
+    mime = Column(String(64))
+    size = Column(Integer)
+    duration = Column(Float)  # seconds, for voice notes
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """One message for a resident's chat, kept until the channel has taken it.
+
+    Replies, pushed status changes and notices are written here in the same transaction as the
+    change that caused them, so a crash or a network failure loses nothing. `key`, when set, is
+    a delivery key: the same key is never queued twice (a notice reaches a resident once).
+    status: pending → sending → sent; failed (gave up, kept for staff); unconfirmed (the process
+    died while the channel was sending it: not resent, so it never arrives twice).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_resident", "resident_id", "id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"), nullable=False)
+    channel = Column(String(32), nullable=False)
+    chat_id = Column(String(128), nullable=False)
+    key = Column(String(160), unique=True)
+    kind = Column(String(32), nullable=False, default="reply")  # reply, push, notice, ...
+    payload = Column(JSON, nullable=False)  # a Reply as a dict, plus voice settings
+    status = Column(String(12), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False, default=utcnow)
+    last_error = Column(String(200))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)

@@ -48,6 +48,16 @@ class Flow(ABC):
         ctx.say(ctx.t("A location is not needed at this step."))
         ctx.show()
 
+    def on_media(self, ctx: Context, step: str | None, kind: str, media: dict) -> None:
+        """A photo or voice note where the step does not take one."""
+        t = ctx.t
+        if kind == "photo":
+            ctx.say(t("Thank you for the photo. Photos can be added when you report a problem."))
+        else:
+            ctx.say(t("I cannot listen to voice notes at this step. "
+                      "Please type, or choose a number."))
+        ctx.show()
+
     # Buttons every step can offer.
     def cancel_button(self, ctx: Context):
         return ctx.button(ctx.t("Cancel"), "cancel")

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from flows.menu import show_help
 
-KNOWN = ("/start", "/menu", "/help", "/language", "/voice", "/cancel", "/myrequests", "/forget")
+# What each command does, as the messenger's command list shows it (Telegram: per language).
+DESCRIPTIONS = {
+    "/start": N_("Start, or choose your language"),
+    "/menu": N_("Main menu"),
+    "/help": N_("What I can do"),
+    "/language": N_("Change language"),
+    "/voice": N_("Spoken replies on or off"),
+    "/cancel": N_("Stop what you are doing"),
+    "/myrequests": N_("My requests"),
+    "/forget": N_("Delete my data"),
+}
+KNOWN = tuple(DESCRIPTIONS)
 
 
 class Commands:

@@ -1,5 +1,7 @@
-"""Report a problem: category → description → location → summary and confirm → tracking number.
+"""Report a problem: category → description → location → photo → confirm → tracking number.
 
+The description may be a voice note, kept as audio for staff. The photo step is offered only on
+channels that carry photos (Telegram); a photo sent at any step of the report is attached too.
 The draft lives in the resident's slots; a request row exists only once the resident confirms.
 """
 
@@ -9,6 +11,8 @@ from bot.services import requests as service
 from flows.base import Flow
 
 MIN_TEXT = 2
+MAX_PHOTOS = 5
+MEDIA_CHANNELS = frozenset({"telegram"})  # channels on which residents can send photos
 
 
 class ReportProblem(Flow):
@@ -37,14 +41,14 @@ class ReportProblem(Flow):
             ]
             ctx.say(t("What is the problem about?"), buttons + [self.cancel_button(ctx)])
         elif step == "description":
-            ctx.say(
-                t(
-                    "{category}: please describe the problem in a sentence or two. "
-                    "For example: the light on the 3rd floor of building 5 is broken.",
-                    category=self._category_name(ctx, slots["category"]),
-                ),
-                [self.cancel_button(ctx)],
+            text = t(
+                "{category}: please describe the problem in a sentence or two. "
+                "For example: the light on the 3rd floor of building 5 is broken.",
+                category=self._category_name(ctx, slots["category"]),
             )
+            if ctx.resident.channel in MEDIA_CHANNELS:
+                text += "\n" + t("You can also send a voice note.")
+            ctx.say(text, [self.cancel_button(ctx)])
         elif step == "location":
             buttons = []
             if ctx.resident.address:
@@ -59,6 +63,11 @@ class ReportProblem(Flow):
                 buttons + [self.cancel_button(ctx)],
                 request_location=True,
             )
+        elif step == "photo":
+            ctx.say(
+                t("If you like, send a photo of the problem now. Otherwise choose “No photo”."),
+                [ctx.button(t("No photo"), "photo:skip"), self.cancel_button(ctx)],
+            )
         elif step == "confirm":
             place = slots.get("location_text") or t(
                 "shared location ({latitude}, {longitude})",
@@ -70,15 +79,57 @@ class ReportProblem(Flow):
                     "Please check your request:\nCategory: {category}\nProblem: {description}\n"
                     "Place: {place}",
                     category=self._category_name(ctx, slots["category"]),
-                    description=slots["description"],
+                    description=self._description(ctx, slots),
                     place=place,
-                ),
+                )
+                + self._photos_line(ctx, slots),
                 [
                     ctx.button(t("Submit"), "confirm:submit"),
                     ctx.button(t("Start again"), "confirm:restart"),
                     self.cancel_button(ctx),
                 ],
             )
+
+    @staticmethod
+    def _description(ctx, slots) -> str:
+        voice = next((a for a in slots.get("attachments", []) if a["kind"] == "voice"), None)
+        if voice is None:
+            return slots["description"]
+        return ctx.t("a voice note of {seconds} seconds", seconds=round(voice.get("duration") or 0))
+
+    @staticmethod
+    def _photos_line(ctx, slots) -> str:
+        photos = sum(1 for a in slots.get("attachments", []) if a["kind"] == "photo")
+        return "\n" + ctx.t("Photos: {count}", count=photos) if photos else ""
+
+    def _after_location(self, ctx) -> None:
+        has_photo = any(a["kind"] == "photo" for a in ctx.slots.get("attachments", []))
+        if ctx.resident.channel in MEDIA_CHANNELS and not has_photo:
+            ctx.go(self.name, "photo")
+        else:
+            ctx.go(self.name, "confirm")
+
+    def on_media(self, ctx, step, kind, media):
+        t = ctx.t
+        attachments = list(ctx.slots.get("attachments", []))
+        if kind == "voice" and step == "description":
+            attachments = [a for a in attachments if a["kind"] != "voice"] + [media]
+            ctx.set_slots(attachments=attachments, description="")
+            ctx.go(self.name, "location")
+            return
+        if kind == "photo" and step in ("description", "location", "photo", "confirm"):
+            if sum(1 for a in attachments if a["kind"] == "photo") >= MAX_PHOTOS:
+                ctx.say(t("A report can carry at most {count} photos.", count=MAX_PHOTOS))
+                ctx.show()
+                return
+            ctx.set_slots(attachments=attachments + [media])
+            if step == "photo":
+                ctx.go(self.name, "confirm")
+            else:
+                ctx.say(t("The photo is added to your report."))
+                ctx.show()
+            return
+        super().on_media(ctx, step, kind, media)
 
     def yes_no(self, ctx, step):
         return ("confirm:submit", "cancel") if step == "confirm" else None
@@ -92,6 +143,9 @@ class ReportProblem(Flow):
                 return
         if step == "location" and payload == "loc:home" and ctx.resident.address:
             ctx.set_slots(location_text=ctx.resident.address, latitude=None, longitude=None)
+            self._after_location(ctx)
+            return
+        if step == "photo" and payload == "photo:skip":
             ctx.go(self.name, "confirm")
             return
         if step == "confirm" and payload == "confirm:submit":
@@ -123,7 +177,7 @@ class ReportProblem(Flow):
                 ctx.show()
                 return
             ctx.set_slots(location_text=text, latitude=None, longitude=None)
-            ctx.go(self.name, "confirm")
+            self._after_location(ctx)
         else:
             super().on_text(ctx, step, text)
 
@@ -136,7 +190,7 @@ class ReportProblem(Flow):
         )
         if step == "location" and valid:
             ctx.set_slots(location_text=None, latitude=float(latitude), longitude=float(longitude))
-            ctx.go(self.name, "confirm")
+            self._after_location(ctx)
             return
         super().on_location(ctx, step, latitude, longitude)
 
@@ -149,6 +203,7 @@ class ReportProblem(Flow):
             location_text=slots.get("location_text"),
             latitude=slots.get("latitude"),
             longitude=slots.get("longitude"),
+            attachments=tuple(slots.get("attachments", [])),
         )
         request = service.submit(ctx.session, ctx.resident, draft, ctx.incoming.channel)
         department = ctx.config.department(request.department_id)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_
-from bot.models import Category, Request, RequestEvent, Resident, utcnow
+from bot.models import Attachment, Category, Request, RequestEvent, Resident, utcnow
 
 STATUS_LABELS = {
     "submitted": N_("Submitted"),
@@ -51,6 +51,8 @@ class Draft:
     location_text: str | None
     latitude: float | None = None
     longitude: float | None = None
+    # Photos and a voice note: dicts with kind, file_id, path, mime, size, duration.
+    attachments: tuple[dict, ...] = ()
 
 
 def _new_tracking_number(session: Session) -> str:
@@ -78,8 +80,9 @@ def submit(session: Session, resident: Resident, draft: Draft, channel: str) -> 
     if category is None or not category.active:
         raise RequestError(f"unknown category {draft.category_id!r}")
     description = draft.description.strip()
-    if not description or len(description) > MAX_DESCRIPTION:
-        raise RequestError("a description of 1 to 1000 characters is needed")
+    spoken = any(a.get("kind") == "voice" for a in draft.attachments)
+    if (not description and not spoken) or len(description) > MAX_DESCRIPTION:
+        raise RequestError("a description of 1 to 1000 characters, or a voice note, is needed")
     if draft.location_text is None and draft.latitude is None:
         raise RequestError("a location is needed")
     now = utcnow()
@@ -100,6 +103,19 @@ def submit(session: Session, resident: Resident, draft: Draft, channel: str) -> 
         due_at=now + timedelta(hours=category.time_limit_hours),
     )
     request.events = [RequestEvent(at=now, status="submitted", actor="resident")]
+    request.attachments = [
+        Attachment(
+            kind=a["kind"],
+            channel=channel,
+            file_id=a["file_id"],
+            path=a.get("path"),
+            mime=a.get("mime"),
+            size=a.get("size"),
+            duration=a.get("duration"),
+            created_at=now,
+        )
+        for a in draft.attachments
+    ]
     session.add(request)
     session.flush()
     return request
@@ -258,3 +274,20 @@ def pending_notifications(session: Session, resident: Resident) -> list[RequestE
             .order_by(RequestEvent.id)
         ).scalars()
     )
+
+
+def residents_with_news(session: Session, channel: str, limit: int = 200) -> list[str]:
+    """Chat ids on `channel` of residents with status changes they have not been told about."""
+    rows = session.execute(
+        select(Resident.channel_user_id)
+        .join(Request, Request.resident_id == Resident.id)
+        .join(RequestEvent, RequestEvent.request_id == Request.id)
+        .where(
+            Resident.channel == channel,
+            RequestEvent.notify.is_(True),
+            RequestEvent.notified_at.is_(None),
+        )
+        .group_by(Resident.channel_user_id)
+        .limit(limit)
+    ).scalars()
+    return list(rows)

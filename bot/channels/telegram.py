@@ -1,0 +1,418 @@
+"""Telegram: updates in through python-telegram-bot, replies out through the outbox.
+
+Each update becomes an Incoming for the Assistant; the turn's replies are written to the outbox
+in the same transaction as the turn, then sent by a Sender (bot/delivery.py) within Telegram's
+limits. Status changes made by staff are pushed by a loop that asks the Assistant for each
+resident's news. Only private chats are served.
+
+Environment: LINLI_TELEGRAM_TOKEN (required), LINLI_TELEGRAM_BASE_URL (the Bot API's address,
+default https://api.telegram.org; a local server in tests), LINLI_TELEGRAM_WEBHOOK_URL (webhook
+mode instead of long polling), LINLI_TELEGRAM_WEBHOOK_LISTEN / _PORT / _SECRET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram import error as tg_error
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.config import Config
+from bot.core import Assistant, Incoming
+from bot.db import Database
+from bot.delivery import PermanentError, RetryLater, Sender, TransientError
+from bot.models import OutboxMessage
+from bot.services import requests as request_service
+from flows.commands import DESCRIPTIONS
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+DEFAULT_API = "https://api.telegram.org"
+MAX_TEXT = 4096  # Telegram's limit for one message
+MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
+CALLBACK_LIMIT = 64  # bytes of callback data Telegram accepts
+NUMBERED = re.compile(r"^(\d{1,2})\. ")
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str
+    api_root: str = DEFAULT_API
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings | None:
+        token = os.environ.get("LINLI_TELEGRAM_TOKEN", "").strip()
+        if not token:
+            return None
+        return cls(
+            token=token,
+            api_root=os.environ.get("LINLI_TELEGRAM_BASE_URL", DEFAULT_API).rstrip("/"),
+            webhook_url=os.environ.get("LINLI_TELEGRAM_WEBHOOK_URL") or None,
+            webhook_listen=os.environ.get("LINLI_TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1"),
+            webhook_port=int(os.environ.get("LINLI_TELEGRAM_WEBHOOK_PORT", "8443")),
+            webhook_secret=os.environ.get("LINLI_TELEGRAM_WEBHOOK_SECRET") or None,
+        )
+
+
+def build_application(settings: Settings, concurrent_updates: int = 16) -> Application:
+    return (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(f"{settings.api_root}/bot")
+        .base_file_url(f"{settings.api_root}/file/bot")
+        .concurrent_updates(concurrent_updates)
+        .connect_timeout(10)
+        .read_timeout(15)
+        .write_timeout(30)
+        .get_updates_read_timeout(40)
+        .build()
+    )
+
+
+# --- outgoing -------------------------------------------------------------------------------
+
+
+def numbered(index: int, label: str) -> str:
+    return f"{index}. {label}"
+
+
+def render_markup(payload: dict):
+    """Buttons as Telegram shows them: inline, or a reply keyboard for seniors and locations."""
+    buttons = payload.get("buttons") or []
+    if payload.get("request_location") or (payload.get("senior") and buttons):
+        rows = []
+        if payload.get("request_location"):
+            rows.append([KeyboardButton(payload.get("location_label") or "📍",
+                                        request_location=True)])
+        rows += [[KeyboardButton(numbered(i, label))]
+                 for i, (label, _) in enumerate(buttons, start=1)]
+        return ReplyKeyboardMarkup(rows, resize_keyboard=True,
+                                   one_time_keyboard=not payload.get("senior"))
+    if buttons:
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(numbered(i, label), callback_data=data)]
+             for i, (label, data) in enumerate(buttons, start=1)]
+        )
+    return None
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at line ends where possible."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    pieces.append(text)
+    return pieces
+
+
+class TelegramTransport:
+    """Sends one outbox row through the Bot API, translating its errors for the Sender."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot, voice=None):
+        self.bot = bot
+        self.voice = voice
+
+    async def send(self, row: OutboxMessage) -> None:
+        try:
+            if row.payload.get("voice"):
+                await self._send_voice(row)
+            else:
+                pieces = split_text(row.payload["text"])
+                for i, piece in enumerate(pieces):
+                    markup = render_markup(row.payload) if i == len(pieces) - 1 else None
+                    await self.bot.send_message(chat_id=int(row.chat_id), text=piece,
+                                                reply_markup=markup)
+        except tg_error.RetryAfter as exc:
+            seconds = exc.retry_after
+            raise RetryLater(getattr(seconds, "total_seconds", lambda: seconds)()) from exc
+        except (tg_error.Forbidden, tg_error.BadRequest, tg_error.ChatMigrated) as exc:
+            raise PermanentError(type(exc).__name__) from exc
+        except (tg_error.TimedOut, tg_error.NetworkError) as exc:
+            raise TransientError(type(exc).__name__) from exc
+
+    async def _send_voice(self, row: OutboxMessage) -> None:
+        payload = row.payload
+        audio = None
+        if self.voice is not None:
+            from bot.voice import clip_id
+
+            source = payload.get("source")
+            audio = await self.voice.speak(
+                payload["text"], payload["language"], slow=bool(payload.get("slow")),
+                clip_id=clip_id(source) if source else None)
+        if audio is None:
+            await self.bot.send_message(chat_id=int(row.chat_id), text=payload["note"])
+            return
+        name = "linli.ogg" if audio.mime == "audio/ogg" else "linli.mp3"
+        await self.bot.send_voice(chat_id=int(row.chat_id), voice=audio.data, filename=name,
+                                  duration=max(1, round(audio.duration)))
+
+
+# --- incoming -------------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """Connects the Assistant to a Telegram bot: updates in, outbox out, news pushed."""
+
+    def __init__(self, config: Config, db: Database, assistant: Assistant, settings: Settings,
+                 voice=None, push_interval: float = 2.0, concurrent_updates: int = 16):
+        if CHANNEL not in assistant.queued_channels:
+            raise ValueError("the assistant must queue the telegram channel's replies")
+        self.config, self.db, self.assistant = config, db, assistant
+        self.settings = settings
+        self.application = build_application(settings, concurrent_updates)
+        self.application.add_handler(TypeHandler(Update, self.on_update))
+        self.application.add_error_handler(self.on_error)
+        self.sender = Sender(db, TelegramTransport(self.application.bot, voice))
+        self.push_interval = push_interval
+        self.media_dir = config.data_dir / "media"
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._groups_told: set[int] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connects, registers the commands, and starts polling (or the webhook) and sending."""
+        self.sender.recover()
+        app = self.application
+        await app.initialize()
+        await self.register_commands()
+        await app.start()
+        if self.settings.webhook_url:
+            await app.updater.start_webhook(
+                listen=self.settings.webhook_listen,
+                port=self.settings.webhook_port,
+                url_path=self.settings.token.split(":")[0],
+                webhook_url=self.settings.webhook_url,
+                secret_token=self.settings.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await app.updater.start_polling(poll_interval=0.0, timeout=30,
+                                            allowed_updates=Update.ALL_TYPES,
+                                            drop_pending_updates=False)
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(
+            self.sender.run(self._stop, interval=self.push_interval, before=self.push_news))]
+        log.info("telegram channel started (%s)",
+                 "webhook" if self.settings.webhook_url else "long polling")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            await task
+        app = self.application
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        log.info("telegram channel stopped")
+
+    async def register_commands(self) -> None:
+        """The command list in each language Telegram can tell apart (ISO 639-1 codes)."""
+        done = set()
+        for language in (self.config.default_language, *self.config.language_ids):
+            code = language.split("_")[0]
+            key = None if language == self.config.default_language else code
+            if key in done or (key is not None and code == self.config.default_language
+                               .split("_")[0]):
+                continue
+            done.add(key)
+            t = self.assistant.catalogs.translator(language)
+            commands = [BotCommand(name.lstrip("/"), t(description))
+                        for name, description in DESCRIPTIONS.items()]
+            await self.application.bot.set_my_commands(commands, language_code=key)
+
+    # --- pushing news -----------------------------------------------------------------------
+    async def push_news(self) -> None:
+        """Status changes made by staff: each resident with news gets a push turn."""
+        with self.db.session() as session:
+            chats = request_service.residents_with_news(session, CHANNEL)
+        for chat_id in chats:
+            await self.assistant.handle(Incoming(channel=CHANNEL, user_id=chat_id, kind="push"))
+
+    # --- updates ----------------------------------------------------------------------------
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update failed: %s", type(context.error).__name__,
+                  exc_info=context.error)
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        user = update.effective_user
+        if chat is None or user is None:
+            return  # membership changes, polls of other bots…: nothing for a resident
+        if chat.type != "private":
+            await self._answer_group(update)
+            return
+        incoming = await self.to_incoming(update)
+        if incoming is None:
+            return
+        await self.assistant.handle(incoming)
+        await self.sender.flush_chat(str(chat.id))
+
+    async def _answer_group(self, update: Update) -> None:
+        chat = update.effective_chat
+        if chat.id in self._groups_told or update.message is None:
+            return
+        self._groups_told.add(chat.id)
+        hint = update.effective_user.language_code if update.effective_user else None
+        t = self.assistant.catalogs.translator(_language_from_hint(self.config, hint))
+        try:
+            await self.application.bot.send_message(
+                chat_id=chat.id,
+                text=t("I only talk in private chats. Please open a private chat with me."))
+        except tg_error.TelegramError as exc:
+            log.warning("could not answer in a group: %s", type(exc).__name__)
+
+    async def to_incoming(self, update: Update) -> Incoming | None:
+        user = update.effective_user
+        base = {"channel": CHANNEL, "user_id": str(update.effective_chat.id),
+                "display_name": user.full_name, "language_hint": user.language_code}
+        if update.callback_query is not None:
+            query = update.callback_query
+            await self._quietly(query.answer())
+            if query.message is not None:  # the pressed keyboard will not be pressed again
+                await self._quietly(query.edit_message_reply_markup(reply_markup=None))
+            data = query.data if isinstance(query.data, str) else ""
+            return Incoming(kind="button", payload=data[:CALLBACK_LIMIT], **base)
+        if update.edited_message is not None:
+            return Incoming(kind="unsupported", media={"type": "edited"}, **base)
+        message = update.message
+        if message is None:
+            return None
+        if message.text is not None:
+            payload = self._keyboard_press(str(update.effective_chat.id), message.text)
+            if payload is not None:
+                return Incoming(kind="button", payload=payload, **base)
+            return Incoming(kind="text", text=message.text, **base)
+        if message.location is not None:
+            return Incoming(kind="location", latitude=message.location.latitude,
+                            longitude=message.location.longitude, **base)
+        if message.photo:
+            media = await self._download(message.photo[-1], "photo", "image/jpeg", ".jpg")
+            return self._media_incoming("photo", media, base)
+        if message.voice is not None:
+            media = await self._download(message.voice, "voice",
+                                         message.voice.mime_type or "audio/ogg", ".ogg")
+            if media is not None:
+                media["duration"] = float(message.voice.duration.total_seconds()
+                                          if hasattr(message.voice.duration, "total_seconds")
+                                          else message.voice.duration or 0)
+            return self._media_incoming("voice", media, base)
+        kind = next((k for k in ("sticker", "video", "video_note", "audio", "document",
+                                 "animation", "contact", "poll", "dice", "venue")
+                     if getattr(message, k, None)), "other")
+        return Incoming(kind="unsupported", media={"type": kind}, **base)
+
+    @staticmethod
+    def _media_incoming(kind: str, media: dict | None, base: dict) -> Incoming:
+        if media is None:
+            return Incoming(kind="unsupported", media={"type": f"{kind}_too_large"}, **base)
+        return Incoming(kind=kind, media=media, **base)
+
+    def _keyboard_press(self, chat_id: str, text: str) -> str | None:
+        """A reply-keyboard button sends its label as text: "2. My requests" → that payload.
+
+        The label is matched against the last message with buttons sent to this chat, so a
+        stale keyboard gets the core's "that menu has expired", never another button's action.
+        """
+        match = NUMBERED.match(text)
+        if match is None:
+            return None
+        with self.db.session() as session:
+            rows = session.execute(
+                select(OutboxMessage.payload)
+                .where(OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == chat_id,
+                       OutboxMessage.kind.in_(("reply", "push")))
+                .order_by(OutboxMessage.id.desc())
+                .limit(20)
+            ).scalars().all()
+        current = True
+        for payload in rows:
+            buttons = payload.get("buttons") or []
+            if not buttons:
+                continue
+            for i, (label, data) in enumerate(buttons, start=1):
+                if numbered(i, label) == text:
+                    # An older keyboard's label: a payload nobody offers, so "expired".
+                    return data if current else f"stale:{data}"[:CALLBACK_LIMIT]
+            current = False
+        return None
+
+    async def _download(self, item, kind: str, mime: str, suffix: str) -> dict | None:
+        """Keeps our own copy under the data folder; None if Telegram would not serve it."""
+        size = item.file_size or 0
+        if size > MAX_DOWNLOAD:
+            return None
+        media = {"kind": kind, "file_id": item.file_id, "mime": mime, "size": size,
+                 "path": None}
+        try:
+            file = await item.get_file()
+            folder = self.media_dir / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{uuid.uuid4().hex}{suffix}"
+            await file.download_to_drive(custom_path=target)
+            media["path"] = str(Path("media") / kind / target.name)
+            media["size"] = target.stat().st_size
+        except tg_error.TelegramError as exc:
+            # The file id is kept: staff can fetch it again later.
+            log.warning("could not download a %s: %s", kind, type(exc).__name__)
+        return media
+
+    @staticmethod
+    async def _quietly(awaitable) -> None:
+        try:
+            await awaitable
+        except tg_error.TelegramError as exc:
+            log.info("telegram call failed (harmless): %s", type(exc).__name__)
+
+
+def _language_from_hint(config: Config, hint: str | None) -> str | None:
+    hint = (hint or "").replace("-", "_").lower()
+    for language in config.language_ids:
+        if hint and (hint == language.lower() or hint.split("_")[0] == language.split("_")[0]):
+            return language
+    return None
+
+
+async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings,
+                voice=None) -> None:
+    """Runs the Telegram channel until SIGINT or SIGTERM."""
+    import signal
+
+    channel = TelegramChannel(config, db, assistant, settings, voice=voice)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await channel.start()
+    try:
+        await stop.wait()
+    finally:
+        await channel.stop()

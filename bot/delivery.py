@@ -1,0 +1,204 @@
+"""Sends the outbox to a channel: in order per chat, within the channel's rate limits, retrying.
+
+The channel supplies a Transport; it raises `RetryLater` (wait as told, e.g. Telegram's 429),
+`TransientError` (network trouble: back off and retry) or `PermanentError` (the chat is gone or
+the bot was blocked: give up on this message, keep it as failed). Nothing is dropped silently:
+a message that keeps failing stays in the outbox, pending with a growing delay, then failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from bot.db import Database
+from bot.models import OutboxMessage, utcnow
+from bot.services import outbox
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    def __init__(self, seconds: float):
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
+
+class TransientError(Exception):
+    """Worth trying again soon (network error, timeout, server error)."""
+
+
+class PermanentError(Exception):
+    """Will never succeed (chat not found, bot blocked, message rejected)."""
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def send(self, row: OutboxMessage) -> None: ...
+
+
+class TokenBucket:
+    """At most `rate` events a second on average, bursts of at most `burst`."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def delay(self) -> float:
+        """Takes a token; returns how long to wait before using it."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    async def take(self) -> None:
+        wait = self.delay()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class Sender:
+    """Delivers outbox rows of one channel.
+
+    Telegram's limits: about 30 messages a second overall, about one a second per chat (a short
+    burst of a few, such as a reply and its voice note, is allowed).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        transport: Transport,
+        *,
+        rate: float = 30.0,
+        chat_rate: float = 1.0,
+        chat_burst: float = 3.0,
+        inline_retries: int = 3,
+        backoff: float = 0.5,
+    ):
+        self.db = db
+        self.transport = transport
+        self.channel = transport.channel
+        self.bucket = TokenBucket(rate, max(1.0, rate))
+        self.chat_rate, self.chat_burst = chat_rate, chat_burst
+        self.inline_retries = inline_retries
+        self.backoff = backoff
+        self._chat_buckets: dict[str, TokenBucket] = {}
+        self._chat_locks: dict[str, asyncio.Lock] = {}
+        self._paused_until = 0.0
+        self.sent = 0
+        self.failed = 0
+
+    def recover(self) -> int:
+        """At start-up: rows a dead process was sending become unconfirmed (never sent twice)."""
+        with self.db.session() as session:
+            count = outbox.recover_interrupted(session, self.channel)
+        if count:
+            log.warning("%d outgoing message(s) were interrupted while sending: unconfirmed",
+                        count)
+        return count
+
+    async def flush_chat(self, chat_id: str) -> None:
+        """Sends the chat's pending messages, oldest first, until none is due."""
+        lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            try:
+                while True:
+                    with self.db.session() as session:
+                        row = outbox.next_for_chat(session, self.channel, chat_id)
+                        if row is None or row.next_attempt_at > utcnow():
+                            return
+                        if not outbox.claim(session, row.id):
+                            return  # another sender has it
+                        session.expunge(row)
+                        row.attempts = (row.attempts or 0) + 1
+                    if not await self._send(row):
+                        return  # the chat's next messages wait behind this one
+            finally:
+                if not lock._waiters:
+                    self._chat_locks.pop(chat_id, None)
+
+    async def _send(self, row: OutboxMessage) -> bool:
+        """Sends one claimed row; True if it was sent (or given up), False to retry later."""
+        bucket = self._chat_buckets.setdefault(
+            row.chat_id, TokenBucket(self.chat_rate, self.chat_burst))
+        await bucket.take()
+        tries = 0
+        while True:
+            await self._wait_pause()
+            await self.bucket.take()
+            try:
+                await self.transport.send(row)
+            except RetryLater as exc:
+                log.warning("channel %s asked to wait %.1f s", self.channel, exc.seconds)
+                self._paused_until = max(self._paused_until, time.monotonic() + exc.seconds)
+                continue
+            except PermanentError as exc:
+                log.warning("outgoing message %d failed for good: %s", row.id, type(exc).__name__)
+                with self.db.session() as session:
+                    outbox.fail(session, row.id, _describe(exc))
+                self.failed += 1
+                return True
+            except (TransientError, asyncio.TimeoutError, OSError) as exc:
+                tries += 1
+                if tries < self.inline_retries:
+                    await asyncio.sleep(self.backoff * 2 ** (tries - 1))
+                    continue
+                with self.db.session() as session:
+                    status = outbox.release(session, row.id, _describe(exc), row.attempts)
+                log.warning("outgoing message %d not sent (%s): %s", row.id,
+                            type(exc).__name__, status)
+                if status == "failed":
+                    self.failed += 1
+                    return True
+                return False
+            except Exception as exc:  # a bug in rendering: keep the row, do not loop on it
+                log.exception("outgoing message %d could not be sent", row.id)
+                with self.db.session() as session:
+                    outbox.fail(session, row.id, _describe(exc))
+                self.failed += 1
+                return True
+            with self.db.session() as session:
+                outbox.mark_sent(session, row.id)
+            self.sent += 1
+            return True
+
+    async def _wait_pause(self) -> None:
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def drain_once(self, limit: int = 500) -> int:
+        """Flushes every chat with something due now; returns how many chats were served."""
+        with self.db.session() as session:
+            chats = outbox.due_chats(session, self.channel, utcnow(), limit)
+        if chats:
+            await asyncio.gather(*(self.flush_chat(chat) for chat in chats))
+        return len(chats)
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0,
+                  before: Callable[[], object] | None = None) -> None:
+        """Keeps the outbox moving until `stop` is set. `before` runs ahead of each round."""
+        while not stop.is_set():
+            try:
+                if before is not None:
+                    result = before()
+                    if asyncio.iscoroutine(result):
+                        await result
+                await self.drain_once()
+            except Exception:
+                log.exception("outbox round failed; trying again")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _describe(exc: BaseException) -> str:
+    """An error for the outbox row: its class, never a message text."""
+    return type(exc).__name__

@@ -1,0 +1,201 @@
+"""The outbox: messages for residents' chats, written in the turn's transaction, sent later.
+
+A row is claimed (pending → sending) by a conditional UPDATE, so two senders, in one process or
+several, never send the same row. A row found in `sending` when a sender starts was being sent
+when a process died: it becomes `unconfirmed` and is not sent again (Telegram has no way to ask
+whether it arrived), so nothing reaches a resident twice; staff see the count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.models import OutboxMessage, Resident, utcnow
+
+MAX_ATTEMPTS = 8
+ERROR_LENGTH = 200
+
+
+def reply_payload(reply, resident: Resident) -> dict:
+    """A Reply as stored: what to show, and how (voice, senior mode) as set at that moment."""
+    return {
+        "text": reply.text,
+        "buttons": [[b.label, b.payload] for b in reply.buttons],
+        "request_location": reply.request_location,
+        "rtl": reply.rtl,
+        "language": reply.language,
+        "senior": bool(resident.senior_mode),
+    }
+
+
+def payload_reply(payload: dict):
+    """The Reply a stored payload describes (for channels that show messages at the next turn)."""
+    from bot.core import Button, Reply
+
+    return Reply(
+        text=payload["text"],
+        buttons=[Button(label, data) for label, data in payload.get("buttons", [])],
+        request_location=payload.get("request_location", False),
+        rtl=payload.get("rtl", False),
+        language=payload.get("language", ""),
+    )
+
+
+def enqueue(
+    session: Session,
+    resident: Resident,
+    payloads: list[dict],
+    *,
+    kind: str = "reply",
+    key: str | None = None,
+) -> list[OutboxMessage]:
+    """Queues messages for the resident's chat, in order.
+
+    With a `key`, the rows are keyed `key#0`, `key#1`, … and nothing is queued if that key was
+    queued before (a notice reaches a resident once, however often publishing is run).
+    """
+    if key is not None:
+        exists = session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.key == f"{key}#0")
+        ).first()
+        if exists:
+            return []
+    rows = [
+        OutboxMessage(
+            resident_id=resident.id,
+            channel=resident.channel,
+            chat_id=resident.channel_user_id,
+            key=f"{key}#{i}" if key is not None else None,
+            kind=kind,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        for i, payload in enumerate(payloads)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def pending_for(session: Session, resident: Resident) -> list[OutboxMessage]:
+    """The resident's messages not yet taken by their channel, oldest first."""
+    return list(
+        session.execute(
+            select(OutboxMessage)
+            .where(OutboxMessage.resident_id == resident.id, OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.id)
+        ).scalars()
+    )
+
+
+def due_chats(session: Session, channel: str, now: datetime, limit: int = 500) -> list[str]:
+    """Chats of `channel` with a message due now, the longest waiting first."""
+    rows = session.execute(
+        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"))
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .group_by(OutboxMessage.chat_id)
+        .order_by("first")
+        .limit(limit)
+    ).all()
+    return [row.chat_id for row in rows]
+
+
+def next_for_chat(session: Session, channel: str, chat_id: str) -> OutboxMessage | None:
+    """The chat's oldest pending message (due or not: a chat's messages keep their order)."""
+    return session.execute(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.chat_id == chat_id,
+            OutboxMessage.status == "pending",
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def claim(session: Session, row_id: int) -> bool:
+    """pending → sending, only if nobody else took it first."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
+        .values(status="sending", attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def mark_sent(session: Session, row_id: int) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(status="sent", sent_at=utcnow(), last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release(session: Session, row_id: int, error: str, attempts: int) -> str:
+    """After a failed send: back to pending with a growing delay, or failed after MAX_ATTEMPTS.
+
+    `error` names the failure (an exception's class), never the message's text.
+    """
+    if attempts >= MAX_ATTEMPTS:
+        status, delay = "failed", timedelta(0)
+    else:
+        status, delay = "pending", retry_delay(attempts)
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(status=status, next_attempt_at=utcnow() + delay, last_error=error[:ERROR_LENGTH])
+        .execution_options(synchronize_session=False)
+    )
+    return status
+
+
+def fail(session: Session, row_id: int, error: str) -> None:
+    """Gives up at once (the chat is gone, or the bot was blocked): kept for staff to see."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(status="failed", last_error=error[:ERROR_LENGTH])
+        .execution_options(synchronize_session=False)
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s … at most 10 minutes."""
+    return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
+
+
+def recover_interrupted(session: Session, channel: str) -> int:
+    """Rows left in `sending` by a process that died: `unconfirmed`, never sent twice."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.channel == channel, OutboxMessage.status == "sending")
+        .values(status="unconfirmed", last_error="process stopped while sending")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def counts(session: Session, key_prefix: str | None = None) -> Counter:
+    """How many messages are in each status (of those whose key starts with `key_prefix`)."""
+    query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    if key_prefix is not None:
+        query = query.where(OutboxMessage.key.like(_like_prefix(key_prefix), escape="\\"))
+    return Counter({status: n for status, n in session.execute(query).all()})
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

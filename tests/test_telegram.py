@@ -1,0 +1,381 @@
+"""The Telegram channel against a fake Bot API server on 127.0.0.1: the real PTB, core, database.
+
+A resident is walked through the request loop by Telegram updates; faults of the Bot API are
+scripted on the server. Voice replies come from the real espeak-ng (gTTS is pointed at a closed
+port, as on a machine without the network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import time
+
+import numpy as np
+import pytest
+import soundfile
+from sqlalchemy import select
+
+from bot.channels.telegram import CHANNEL, Settings, TelegramChannel, split_text
+from bot.core import Assistant
+from bot.models import OutboxMessage, Request, Resident
+from bot.services import requests as service
+from tests.fake_bot_api import FakeBotAPI
+
+CHAT = 5551234
+QUIET = 0.4  # seconds without a new message that end a turn's replies
+
+
+@pytest.fixture
+def fake():
+    server = FakeBotAPI().start()
+    yield server
+    server.stop()
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class Bot:
+    """The Linli Telegram channel running in this test's event loop."""
+
+    def __init__(self, config, db, fake: FakeBotAPI, voice: bool = False, **kwargs):
+        self.fake = fake
+        self.assistant = Assistant(config, db, queued_channels=frozenset({CHANNEL}))
+        engine = None
+        if voice:
+            from bot.voice import Voice
+
+            engine = Voice(config, gtts_url=closed_port_url())
+        self.channel = TelegramChannel(config, db, self.assistant,
+                                       Settings(token=fake.token, api_root=fake.root),
+                                       voice=engine, push_interval=0.2, **kwargs)
+
+    async def __aenter__(self):
+        await self.channel.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.channel.stop()
+
+
+class Resident_:
+    """One Telegram user: does something, then waits for the bot's answer to settle."""
+
+    def __init__(self, fake: FakeBotAPI, db, chat_id: int = CHAT, language: str = "zh-hans"):
+        self.fake, self.db, self.chat_id, self.language = fake, db, chat_id, language
+
+    def _outbox_busy(self) -> bool:
+        with self.db.session() as session:
+            return session.execute(
+                select(OutboxMessage.id).where(OutboxMessage.chat_id == str(self.chat_id),
+                                               OutboxMessage.status.in_(("pending", "sending")))
+            ).first() is not None
+
+    async def _after(self, action, timeout: float = 20.0):
+        before = len(self.fake.sent_to(self.chat_id))
+        action()
+        deadline = time.monotonic() + timeout
+        seen, last_change = before, time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = len(self.fake.sent_to(self.chat_id))
+            if now != seen:
+                seen, last_change = now, time.monotonic()
+            elif (now > before and time.monotonic() - last_change >= QUIET
+                  and not self._outbox_busy()):
+                return self.fake.sent_to(self.chat_id)[before:]
+        raise AssertionError(f"no answer to chat {self.chat_id}")
+
+    async def says(self, text: str):
+        return await self._after(lambda: self.fake.send_text(self.chat_id, text, self.language))
+
+    async def press(self, sent_messages, label_part: str):
+        """Presses the button whose label contains `label_part` in the last keyboard sent."""
+        keyboard = [s for s in sent_messages if s.buttons][-1]
+        for label, data in keyboard.buttons:
+            if label_part in label:
+                if data is None:  # a reply keyboard: the label comes back as text
+                    return await self.says(label)
+                return await self._after(lambda data=data: self.fake.press(
+                    self.chat_id, data, self.language, keyboard.message_id))
+        raise AssertionError(f"no button with {label_part!r} in {keyboard.buttons}")
+
+    async def shares_location(self, latitude, longitude):
+        return await self._after(lambda: self.fake.share_location(
+            self.chat_id, latitude, longitude, self.language))
+
+    async def sends_photo(self, data: bytes):
+        return await self._after(lambda: self.fake.send_photo(self.chat_id, data, self.language))
+
+    async def sends_voice(self, data: bytes, duration: int):
+        return await self._after(lambda: self.fake.send_voice_note(
+            self.chat_id, data, duration, self.language))
+
+
+def texts(sent) -> str:
+    return "\n".join(s.text or "" for s in sent)
+
+
+def tone_ogg(seconds: float = 1.5) -> bytes:
+    """A real OGG/Opus voice note: a falling tone."""
+    rate = 48000
+    t = np.arange(int(rate * seconds)) / rate
+    samples = 0.3 * np.sin(2 * np.pi * (440 - 100 * t) * t)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="OGG", subtype="OPUS")
+    return buffer.getvalue()
+
+
+def jpeg() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def audio_seconds(data: bytes) -> float:
+    info = soundfile.info(io.BytesIO(data))
+    return info.frames / info.samplerate
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is installed by ./run")
+
+
+@needs_espeak
+def test_the_whole_request_loop_by_telegram_updates(config, db, fake):
+    async def scenario():
+        resident = Resident_(fake, db)
+        note, photo = tone_ogg(), jpeg()
+        async with Bot(config, db, fake, voice=True):
+            sent = await resident.says("/start")
+            assert "English" in [label.split(". ", 1)[1] for label, _ in sent[-1].buttons]
+            sent = await resident.press(sent, "简体中文")
+            sent = await resident.press(sent, "读出来")  # "Yes, read them aloud"
+            assert any(s.method == "sendVoice" for s in sent), "voice on: replies are spoken"
+            voice = next(s for s in sent if s.method == "sendVoice")
+            assert audio_seconds(voice.voice) > 0.5
+
+            sent = await resident.press(sent, "我要报事")
+            sent = await resident.press(sent, config.category("facility_repair").names["zh_Hans"])
+            assert "语音" in texts(sent)  # the description step says a voice note will do
+            sent = await resident.sends_voice(note, duration=2)
+            assert "位置" in texts(sent) or "地点" in texts(sent)
+            location_prompt = [s for s in sent if s.method == "sendMessage"][-1]
+            assert location_prompt.reply_markup["keyboard"][0][0]["request_location"] is True
+            sent = await resident.shares_location(40.01234, 116.54321)
+            assert "照片" in texts(sent)
+            sent = await resident.sends_photo(photo)
+            assert "2 秒" in texts(sent) or "2秒" in texts(sent)  # the summary
+            sent = await resident.press(sent, "提交")
+            assert "R-" in texts(sent)
+
+            with db.session() as session:
+                request = session.execute(select(Request)).scalar_one()
+                assert (request.latitude, request.longitude) == (40.01234, 116.54321)
+                kinds = sorted(a.kind for a in request.attachments)
+                assert kinds == ["photo", "voice"]
+                for attachment in request.attachments:
+                    stored = config.data_dir / attachment.path
+                    assert stored.read_bytes() == (photo if attachment.kind == "photo"
+                                                   else note)
+                tracking = request.tracking_number
+
+            # Staff resolve it (as `linli requests set-status` does); the news is pushed.
+            before = len(fake.sent_to(CHAT))
+            with db.session() as session:
+                service.change_status(session, tracking, "resolved",
+                                      actor="staff:li", note="灯已换好")
+            got = await asyncio.wait_for(_until(lambda: fake.sent_to(CHAT)[before:],
+                                                lambda s: any(x.buttons for x in s)), 20)
+            assert "已解决" in texts(got) and "灯已换好" in texts(got)
+            sent = await resident.press(got, "5")
+            assert "谢谢" in texts(sent) or "感谢" in texts(sent)
+            with db.session() as session:
+                assert session.execute(select(Request)).scalar_one().rating == 5
+                statuses = {r.status for r in session.execute(select(OutboxMessage)).scalars()}
+                assert statuses == {"sent"}
+
+    asyncio.run(scenario())
+
+
+async def _until(get, ok, interval: float = 0.05):
+    while True:
+        value = get()
+        if ok(value):
+            await asyncio.sleep(QUIET)
+            return get()
+        await asyncio.sleep(interval)
+
+
+def test_commands_are_registered_in_every_language_telegram_tells_apart(config, db, fake):
+    async def scenario():
+        async with Bot(config, db, fake):
+            pass
+
+    asyncio.run(scenario())
+    assert set(fake.commands) == {None, "en", "mn", "bo", "ug"}
+    assert [c["command"] for c in fake.commands[None]] == [
+        "start", "menu", "help", "language", "voice", "cancel", "myrequests", "forget"]
+    assert fake.commands["en"][0]["description"] != fake.commands[None][0]["description"]
+
+
+def test_forged_and_stale_buttons_get_the_current_step_again(config, db, fake):
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake):
+            sent = await resident.says("/start")
+            sent = await resident.press(sent, "English")
+            sent = await resident.press(sent, "No")
+            menu = sent
+            sent = await resident._after(lambda: fake.press(CHAT, "cat:facility_repair", "en"))
+            assert "expired" in texts(sent)
+            assert sent[-1].buttons == menu[-1].buttons  # the menu again
+            sent = await resident._after(lambda: fake.press(CHAT, "x" * 64, "en"))
+            assert "expired" in texts(sent)
+
+    asyncio.run(scenario())
+
+
+def test_stickers_edits_and_groups_get_a_gentle_answer(config, db, fake):
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake):
+            sent = await resident.says("/start")
+            sent = await resident.press(sent, "English")
+            sent = await resident.press(sent, "No")
+            step = sent[-1].buttons
+            sent = await resident._after(lambda: fake.send_sticker(CHAT, "en"))
+            assert "not this kind of message" in texts(sent)
+            assert sent[-1].buttons == step
+            sent = await resident._after(lambda: fake.edit_text(CHAT, "hello", "en"))
+            assert "edit" in texts(sent).lower()
+            group = -100777
+            fake.send_text(group, "hello", "en", chat_type="group")
+            fake.send_text(group, "anyone?", "en", chat_type="group")
+            await asyncio.sleep(1.0)
+            answers = fake.sent_to(group)
+            assert len(answers) == 1 and "private" in answers[0].text
+        with db.session() as session:
+            assert session.execute(
+                select(Resident).where(Resident.channel_user_id == str(group))).first() is None
+
+    asyncio.run(scenario())
+
+
+def test_senior_mode_uses_a_reply_keyboard_whose_labels_press_the_buttons(config, db, fake):
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake):
+            sent = await resident.says("/start")
+            sent = await resident.press(sent, "English")
+            sent = await resident.press(sent, "No")
+            with db.session() as session:
+                session.execute(select(Resident)).scalar_one().senior_mode = True
+            sent = await resident.says("/menu")
+            assert "keyboard" in sent[-1].reply_markup  # big buttons, not inline ones
+            sent = await resident.press(sent, "My requests")  # sends "2. My requests"
+            assert "not reported any problems" in texts(sent)
+            sent = await resident.press(sent, "Report a problem")
+            assert "What is the problem about?" in texts(sent)
+            sent = await resident.says("2. My requests")  # the menu's label: stale now
+            assert "expired" in texts(sent)
+            assert "What is the problem about?" in texts(sent)
+
+    asyncio.run(scenario())
+
+
+def test_rate_limits_and_errors_of_the_bot_api_lose_nothing(config, db, fake):
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake) as bot:
+            bot.channel.sender.backoff = 0.05
+            fake.fail_next("sendMessage", status=429, retry_after=1)
+            fake.fail_next("sendMessage", status=500)
+            fake.fail_next("sendMessage", drop=True)
+            started = time.monotonic()
+            sent = await resident.says("/start")
+            assert time.monotonic() - started >= 1.0  # waited as told
+            assert len(sent) == 1 and "English" in str(sent[0].buttons)
+            failures = [m for m, _ in fake.calls if m == "sendMessage"]
+            assert len(failures) == 4  # three failures, then the one that arrived
+
+            # Telegram down for longer than the inline retries: kept, sent on a later round.
+            for _ in range(3):
+                fake.fail_next("sendMessage", status=502)
+            sent = await resident._after(lambda: fake.press(CHAT, "lang:en", "en"), timeout=30)
+            assert "read my replies aloud" in texts(sent)
+            with db.session() as session:
+                rows = session.execute(select(OutboxMessage)).scalars().all()
+                assert {r.status for r in rows} == {"sent"}
+                assert max(r.attempts for r in rows) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_message_telegram_refuses_is_kept_as_failed_and_long_ones_are_split(config, db, fake):
+    from bot.services import outbox
+
+    fake.blocked.add(404)
+
+    async def scenario():
+        async with Bot(config, db, fake) as bot:
+            with db.session() as session:
+                for chat in ("404", "405"):
+                    resident = Resident(channel=CHANNEL, channel_user_id=chat, slots={},
+                                        offered=[], language="en")
+                    session.add(resident)
+                    session.flush()
+                    outbox.enqueue(session, resident, [{"text": "x" * 5000 + "\ny",
+                                                        "buttons": []}])
+            await bot.channel.sender.flush_chat("404")
+            await bot.channel.sender.flush_chat("405")
+        with db.session() as session:
+            rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+            return [(r.chat_id, r.status, r.last_error) for r in rows]
+
+    assert asyncio.run(scenario()) == [("404", "failed", "PermanentError"),
+                                       ("405", "sent", None)]
+    assert [len(s.text) for s in fake.sent_to(405)] == [4096, 906]
+
+
+def test_long_text_is_split_at_line_ends():
+    text = "a" * 3000 + "\n" + "b" * 3000
+    assert split_text(text) == ["a" * 3000, "b" * 3000]
+    assert [len(p) for p in split_text("c" * 9000)] == [4096, 4096, 808]
+
+
+def test_linli_serve_runs_the_bot_from_the_environment_and_stops_on_sigterm(env, fake):
+    import signal
+    import subprocess
+    import sys
+
+    from bot.config import PROJECT_ROOT
+    from tests.conftest import run_cli
+
+    assert run_cli(env, "db", "upgrade").returncode == 0
+    assert run_cli({**env, "LINLI_TELEGRAM_TOKEN": ""}, "serve").returncode == 2
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], cwd=PROJECT_ROOT, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**env, "LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root})
+    try:
+        fake.send_text(CHAT, "/start", "mn")
+        sent = fake.wait_for(CHAT, 1, timeout=120)
+        assert "Монгол" in str(sent[0].buttons)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    log = server.stderr.read()
+    assert fake.token not in log and "/start" not in log
