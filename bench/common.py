@@ -38,15 +38,21 @@ def write_rasa_data(path: Path, examples: dict[str, list[str]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def train_and_load(folder: Path, data: Path | list[Path], name: str):
-    """Trains Linli's pipeline on the file(s) `data`; returns (agent, seconds to train)."""
+def train_and_load(folder: Path, data: Path | list[Path], name: str, adjust=None):
+    """Trains Linli's pipeline on the file(s) `data`; returns (agent, seconds to train).
+
+    `adjust(path)` may edit the benchmark's copy of the pipeline before training.
+    """
     quiet_rasa()
     from rasa.core.agent import Agent
 
     config = load_config()
     started = time.monotonic()
     files = data if isinstance(data, list) else [data]
-    path, _ = train(config, force=True, pipeline=pipeline_without_fallback(folder), files=files,
+    pipeline = pipeline_without_fallback(folder)
+    if adjust is not None:
+        adjust(pipeline)
+    path, _ = train(config, force=True, pipeline=pipeline, files=files,
                     output=folder / f"{name}.tar.gz")
     seconds = time.monotonic() - started
     return Agent.load(str(path)), seconds

@@ -26,6 +26,8 @@ WORDS = "  - name: CountVectorsFeaturizer\n"
 CHARS = ("  - name: CountVectorsFeaturizer\n    analyzer: char_wb\n"
          "    min_ngram: 1\n    max_ngram: 4\n")
 LOGREG = "  - name: LogisticRegressionClassifier\n    max_iter: 300\n"
+LOGREG_C5 = ("  - name: nlu.components.TunedLogisticRegressionClassifier\n    C: 5\n"
+             "    max_iter: 2000\n")
 DIET = ("  - name: DIETClassifier\n    epochs: 40\n    entity_recognition: false\n"
         "    number_of_transformer_layers: 0\n    constrain_similarities: true\n"
         "    batch_size: [64, 256]\n    random_seed: 1\n")
@@ -45,6 +47,8 @@ CANDIDATES = {
         (HEAD + script() + WORDS + CHARS + LOGREG, False),
     "script (Han: characters, bo: syllables), words + char 1-4":
         (HEAD + script("char") + WORDS + CHARS + LOGREG, False),
+    "script, words + char 1-4, logistic regression C=5 (chosen)":
+        (HEAD + script() + WORDS + CHARS + LOGREG_C5, False),
     "per-language models, script, words + char 1-4":
         (HEAD + script() + WORDS + CHARS + LOGREG, True),
     "script, words + char 1-4, DIET (40 epochs) instead of logistic regression":

@@ -11,10 +11,16 @@ under nlu/tests/ are not touched), trains Linli's pipeline on the rest, and scor
     answered wrongly    -1     (a wrong flow, to be backed out of)
 
 Prints the table and the best pair; copy it into nlu/pipeline.yml and docs/nlu.md.
+
+    .venv/bin/python bench/tune_fallback.py --C 1 5 20
+
+compares values of the classifier's regularisation strength C on the same split (one training
+each): the best threshold, utility and top-1 accuracy for each.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -72,7 +78,42 @@ def utility(rankings, gold, threshold: float, ambiguity: float) -> tuple[float, 
     return total / n, answered / n, (correct / answered if answered else 0.0)
 
 
+def with_c(pipeline: Path, c: float) -> None:
+    """Rewrites the classifier's C in a benchmark copy of the pipeline."""
+    text = pipeline.read_text(encoding="utf-8")
+    text, count = re.subn(r"(\n    C: )[0-9.]+", rf"\g<1>{c}", text)
+    if count != 1:
+        raise SystemExit("the pipeline has no `C:` line to vary")
+    pipeline.write_text(text, encoding="utf-8")
+
+
+def compare_c(values: list[float]) -> None:
+    config = load_config()
+    print("| C | best threshold | utility | answered | top-1 accuracy |")
+    print("|---|---|---|---|---|")
+    for c in values:
+        with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
+            folder = Path(tmp)
+            held_out = []
+            for language in config.language_ids:
+                held_out += split(language, folder)
+            (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
+                                                   encoding="utf-8")
+            files = sorted(folder.glob("*.yml"))
+            agent, _ = train_and_load(folder, files, "tune", adjust=lambda p, c=c: with_c(p, c))
+            rankings = parse_all(agent, [t for t, _ in held_out])
+        gold = [intent for _, intent in held_out]
+        best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
+                   key=lambda r: r[1])
+        top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
+        print(f"| {c:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |",
+              flush=True)
+
+
 def main() -> None:
+    if "--C" in sys.argv:
+        compare_c([float(v) for v in sys.argv[sys.argv.index("--C") + 1:]])
+        return
     config = load_config()
     with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
         folder = Path(tmp)
