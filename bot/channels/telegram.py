@@ -30,7 +30,9 @@ from telegram import (
     Update,
 )
 from telegram import error as tg_error
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
+from telegram.request import HTTPXRequest
 
 from bot.config import Config
 from bot.core import Assistant, Incoming
@@ -74,19 +76,69 @@ class Settings:
         )
 
 
+class LenientBot(ExtBot):
+    """PTB's bot, except that one update it cannot read does not stop all the others.
+
+    PTB parses a whole getUpdates batch at once: one update it cannot read (a field newer than
+    the library, a malformed one) fails the batch, the offset never moves past it, and polling
+    retries the same batch forever while every resident waits; PTB also logs the raw batch,
+    message texts included, at CRITICAL. Here each update is read on its own; one that cannot
+    be read is logged by its id only and reduced to its sender and chat (who then get the gentle
+    "cannot read this kind of message") or to an empty update, so the offset moves on.
+    """
+
+    async def get_updates(self, offset=None, limit=None, timeout=None, allowed_updates=None, *,
+                          read_timeout=DEFAULT_NONE, write_timeout=DEFAULT_NONE,
+                          connect_timeout=DEFAULT_NONE, pool_timeout=DEFAULT_NONE,
+                          api_kwargs=None):
+        data = {"timeout": timeout, "offset": offset, "limit": limit,
+                "allowed_updates": allowed_updates}
+        base = (read_timeout if not isinstance(read_timeout, DefaultValue)
+                else self._request[0].read_timeout) or 0
+        seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout or 0
+        result = await self._post("getUpdates", data, read_timeout=base + seconds,
+                                  write_timeout=write_timeout, connect_timeout=connect_timeout,
+                                  pool_timeout=pool_timeout, api_kwargs=api_kwargs)
+        updates = []
+        for raw in result or []:
+            try:
+                update = Update.de_json(raw, self)
+            except Exception as exc:  # noqa: BLE001 - any unreadable update is handled the same way
+                log.warning("update %s could not be read (%s): keeping only who sent it",
+                            raw.get("update_id") if isinstance(raw, dict) else "?",
+                            type(exc).__name__)
+                update = self._readable_part(raw)
+            self.insert_callback_data(update)
+            updates.append(update)
+        return tuple(updates)
+
+
+    def _readable_part(self, raw: dict) -> Update:
+        """A message's sender and chat without its content (the resident gets the gentle
+        "I cannot read this kind of message"); anything else becomes an empty update."""
+        update_id = int(raw.get("update_id", 0)) if isinstance(raw, dict) else 0
+        for key in ("message", "edited_message"):
+            message = raw.get(key) if isinstance(raw, dict) else None
+            if isinstance(message, dict):
+                bare = {k: message[k] for k in ("message_id", "date", "chat", "from")
+                        if k in message}
+                try:
+                    return Update.de_json({"update_id": update_id, key: bare}, self)
+                except Exception:  # noqa: BLE001
+                    break
+        return Update(update_id=update_id)
+
+
 def build_application(settings: Settings, concurrent_updates: int = 16) -> Application:
-    return (
-        ApplicationBuilder()
-        .token(settings.token)
-        .base_url(f"{settings.api_root}/bot")
-        .base_file_url(f"{settings.api_root}/file/bot")
-        .concurrent_updates(concurrent_updates)
-        .connect_timeout(10)
-        .read_timeout(15)
-        .write_timeout(30)
-        .get_updates_read_timeout(40)
-        .build()
+    bot = LenientBot(
+        settings.token,
+        base_url=f"{settings.api_root}/bot",
+        base_file_url=f"{settings.api_root}/file/bot",
+        request=HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=15,
+                             write_timeout=30),
+        get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=40),
     )
+    return ApplicationBuilder().bot(bot).concurrent_updates(concurrent_updates).build()
 
 
 # --- outgoing -------------------------------------------------------------------------------
