@@ -1,14 +1,16 @@
-"""The `linli` command line: chat, serve, db, demo, requests, nlu, i18n."""
+"""The `linli` command line: chat, serve, db, demo, requests, notices, polls, nlu, i18n."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 import warnings
 from datetime import timezone
+from pathlib import Path
 
 from bot.config import ConfigError, load_config
 
@@ -144,6 +146,243 @@ def cmd_requests_set_status(args) -> int:
     return 0
 
 
+def _when(config, moment) -> str:
+    """A stored (naive UTC) time in the community's zone, for staff."""
+    if moment is None:
+        return "-"
+    return f"{moment.replace(tzinfo=timezone.utc).astimezone(config.tz):%Y-%m-%d %H:%M}"
+
+
+def _deliver(config, db, key_prefix: str, rate: float, what: str) -> None:
+    """Sends the Telegram rows of one push now (if a token is set), then prints the count
+    per channel: sent, failed, pending, unconfirmed."""
+    from bot.push import counts, push_telegram, summary
+
+    if rate <= 0:
+        raise SystemExit("linli: --rate must be above 0")
+    token = os.environ.get("LINLI_TELEGRAM_TOKEN", "").strip()
+    if token and counts(db, key_prefix, "telegram"):
+        asyncio.run(push_telegram(config, db, key_prefix, rate))
+    for channel in _channels(db, key_prefix):
+        note = ""
+        if channel == "terminal":
+            note = " (a terminal resident sees it with their next message)"
+        elif channel == "telegram" and not token:
+            note = " (LINLI_TELEGRAM_TOKEN is not set: `linli serve` sends the pending ones)"
+        print(f"{what} on {channel}: {summary(counts(db, key_prefix, channel))}{note}")
+
+
+def _channels(db, key_prefix: str) -> list[str]:
+    from sqlalchemy import distinct, select
+
+    from bot.models import OutboxMessage
+    from bot.services import outbox
+
+    with db.session() as session:
+        return sorted(session.execute(
+            select(distinct(OutboxMessage.channel)).where(outbox.keyed(key_prefix))
+        ).scalars())
+
+
+def cmd_notices_add(args) -> int:
+    from bot.app import build
+    from bot.services import notices as service
+    from bot.specs import load_notice
+
+    config, db, _ = build()
+    spec = load_notice(args.file, config)
+    with db.session() as session:
+        notice = service.add(session, spec)
+        notice_id = notice.id
+    db.dispose()
+    missing = [lang for lang in config.language_ids if lang not in spec.texts]
+    print(f"notice {notice_id} added (not published): linli notices publish {notice_id}")
+    if missing:
+        print(f"no text in {', '.join(missing)}: those residents read "
+              f"{config.default_language}, with a line saying so", file=sys.stderr)
+    return 0
+
+
+def cmd_notices_publish(args) -> int:
+    from bot.app import build
+    from bot.services import notices as service
+    from flows.notices import push_payloads
+
+    config, db, assistant = build()
+
+    def render(resident, notice):
+        return push_payloads(assistant.catalogs.translator(resident.language), config,
+                             resident, notice)
+
+    try:
+        with db.session() as session:
+            _, subscribers, queued = service.publish(session, args.id, render)
+        print(f"notice {args.id} is published; {subscribers} subscriber(s), "
+              f"{queued} newly queued", file=sys.stderr)
+        _deliver(config, db, service.delivery_prefix(args.id), args.rate, f"notice {args.id}")
+    except service.NoticeError as exc:
+        print(f"linli notices publish: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_notices_list(args) -> int:
+    from bot.app import build
+    from bot.models import utcnow
+    from bot.services import notices as service
+    from bot.services import outbox
+
+    config, db, _ = build()
+    now = utcnow()
+    with db.session() as session:
+        rows = service.staff_list(session)
+        if not rows:
+            print("no notices")
+        for notice in rows:
+            if notice.published_at is None:
+                state = "draft"
+            elif notice.expires_at is not None and notice.expires_at <= now:
+                state = "expired"
+            else:
+                state = "published"
+            pushed = outbox.counts(session, service.delivery_prefix(notice.id),
+                                   first_only=True)
+            title = notice.texts[config.default_language]["title"]
+            print(f"{notice.id}	{state}	{notice.topic}	{_when(config, notice.published_at)}"
+                  f"	until {_when(config, notice.expires_at)}	pushed: "
+                  f"{sum(pushed.values())} ({pushed.get('sent', 0)} sent)	{title}")
+    db.dispose()
+    return 0
+
+
+def _poll_command(args, action) -> int:
+    from bot.app import build
+    from bot.services import polls as service
+
+    config, db, assistant = build()
+    try:
+        return action(config, db, assistant)
+    except service.PollError as exc:
+        print(f"linli polls {args.polls_command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+
+
+def cmd_polls_add(args) -> int:
+    from bot.services import polls as service
+    from bot.specs import load_poll
+
+    def action(config, db, _):
+        spec = load_poll(args.file, config)
+        with db.session() as session:
+            poll_id = service.add(session, spec).id
+        print(f"poll {poll_id} added (draft): linli polls open {poll_id}")
+        return 0
+
+    return _poll_command(args, action)
+
+
+def cmd_polls_open(args) -> int:
+    from bot.services import polls as service
+
+    def action(config, db, _):
+        with db.session() as session:
+            poll = service.open_poll(session, args.id)
+            opens, closes = _when(config, poll.opens_at), _when(config, poll.closes_at)
+        print(f"poll {args.id} is open (votes from {opens}, until {closes}); close it with: "
+              f"linli polls close {args.id}")
+        return 0
+
+    return _poll_command(args, action)
+
+
+def cmd_polls_close(args) -> int:
+    from bot.services import polls as service
+    from flows.polls import result_payloads
+
+    def action(config, db, assistant):
+        def render(resident, outcome):
+            return result_payloads(assistant.catalogs.translator(resident.language), config,
+                                   resident, outcome)
+
+        with db.session() as session:
+            _, queued = service.close(session, args.id, render)
+        print(f"poll {args.id} is closed; results newly queued for {queued} participant(s)",
+              file=sys.stderr)
+        _deliver(config, db, service.result_prefix(args.id), args.rate,
+                 f"poll {args.id} results")
+        return 0
+
+    return _poll_command(args, action)
+
+
+def cmd_polls_results(args) -> int:
+    from bot.services import polls as service
+
+    def action(config, db, _):
+        language = config.default_language
+        with db.session() as session:
+            poll = service.get(session, args.id)
+            outcome = service.results(session, poll)
+            texts = poll.texts[language]
+            print(f"poll {poll.id} ({poll.status}): {texts['question']}")
+            for option in poll.options:
+                label = option["text"].get(language) or next(iter(option["text"].values()))
+                print(f"  {option['id']}	{outcome.counts[option['id']]}	"
+                      f"{outcome.percent(option['id']):.1f}%	{label}")
+            print(f"ballots {outcome.ballots}; voters on the roll {outcome.voters}; "
+                  f"eligible {outcome.eligible}; turnout {outcome.turnout:.1f}%")
+            if outcome.voters != outcome.ballots:
+                print(f"{outcome.voters - outcome.ballots} voter(s) withdrew a ballot to "
+                      "change it and did not choose again")
+            pending = [o for o in service.opinions(session, poll.id)
+                       if o.moderation == "pending"]
+            print(f"opinions approved {len(outcome.opinions)}, waiting for moderation "
+                  f"{len(pending)} (linli polls opinions {poll.id})")
+        return 0
+
+    return _poll_command(args, action)
+
+
+def cmd_polls_list(args) -> int:
+    from bot.services import polls as service
+
+    def action(config, db, _):
+        with db.session() as session:
+            rows = service.staff_list(session)
+            if not rows:
+                print("no polls")
+            for poll in rows:
+                where = ", ".join(poll.buildings) if poll.buildings else "everyone"
+                print(f"{poll.id}	{poll.status}	{_when(config, poll.opens_at)} → "
+                      f"{_when(config, poll.closes_at)}	{where}	"
+                      f"{poll.texts[config.default_language]['question']}")
+        return 0
+
+    return _poll_command(args, action)
+
+
+def cmd_polls_opinions(args) -> int:
+    from bot.services import polls as service
+
+    def action(config, db, _):
+        with db.session() as session:
+            service.get(session, args.id)
+            for opinion_id in args.approve or []:
+                service.moderate(session, args.id, opinion_id, "approved")
+            for opinion_id in args.reject or []:
+                service.moderate(session, args.id, opinion_id, "rejected")
+            for opinion in service.opinions(session, args.id):
+                print(f"{opinion.id}	{opinion.moderation}	{opinion.language}	"
+                      f"{opinion.stance or '-'}	{' '.join(opinion.text.split())}")
+        return 0
+
+    return _poll_command(args, action)
+
+
 def cmd_nlu_train(args) -> int:
     from nlu.engine import model_path, train
 
@@ -269,6 +508,46 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--duplicate-of")
     status.add_argument("--actor", default="cli", help="who makes the change (audit)")
     status.set_defaults(func=cmd_requests_set_status)
+
+    notices = sub.add_parser("notices", help="staff tools for notices").add_subparsers(
+        dest="notices_command", required=True
+    )
+    notice_add = notices.add_parser("add", help="add a notice from a YAML file (not published)")
+    notice_add.add_argument("file", type=Path)
+    notice_add.set_defaults(func=cmd_notices_add)
+    publish = notices.add_parser("publish", help="publish a notice and push it to subscribers")
+    publish.add_argument("id", type=int)
+    publish.add_argument("--rate", type=float, default=30.0,
+                         help="Telegram messages per second (default 30)")
+    publish.set_defaults(func=cmd_notices_publish)
+    notices.add_parser("list", help="list notices, newest first").set_defaults(
+        func=cmd_notices_list)
+
+    polls = sub.add_parser("polls", help="staff tools for consultations").add_subparsers(
+        dest="polls_command", required=True
+    )
+    poll_add = polls.add_parser("add", help="add a poll from a YAML file (as a draft)")
+    poll_add.add_argument("file", type=Path)
+    poll_add.set_defaults(func=cmd_polls_add)
+    poll_open = polls.add_parser("open", help="open a poll for votes")
+    poll_open.add_argument("id", type=int)
+    poll_open.set_defaults(func=cmd_polls_open)
+    poll_close = polls.add_parser("close", help="close a poll and send everyone who took "
+                                                "part the results")
+    poll_close.add_argument("id", type=int)
+    poll_close.add_argument("--rate", type=float, default=30.0,
+                            help="Telegram messages per second (default 30)")
+    poll_close.set_defaults(func=cmd_polls_close)
+    poll_results = polls.add_parser("results", help="counts, turnout and opinions so far")
+    poll_results.add_argument("id", type=int)
+    poll_results.set_defaults(func=cmd_polls_results)
+    polls.add_parser("list", help="list polls, newest first").set_defaults(func=cmd_polls_list)
+    poll_opinions = polls.add_parser("opinions", help="list a poll's opinions; approve or "
+                                                      "reject them for the results")
+    poll_opinions.add_argument("id", type=int)
+    poll_opinions.add_argument("--approve", nargs="+", metavar="OPINION")
+    poll_opinions.add_argument("--reject", nargs="+", metavar="OPINION")
+    poll_opinions.set_defaults(func=cmd_polls_opinions)
 
     nlu = sub.add_parser("nlu", help="language understanding").add_subparsers(
         dest="nlu_command", required=True

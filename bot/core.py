@@ -41,6 +41,7 @@ class Reply:
     rtl: bool = False
     language: str = ""
     source: str | None = None  # the msgid, when the text is one fixed message (voice clips)
+    secret: bool = False  # a ballot's choice or receipt: not logged, not spoken, not kept
 
 
 @dataclass
@@ -99,6 +100,9 @@ class Context:
         self.t = t
         self.replies: list[Reply] = []
         self.understanding: Understanding | None = None
+        # Set by a flow when this turn carries a ballot (a choice, a receipt): what the resident
+        # sent is then not kept in the conversation log (see docs/polls.md).
+        self.secret = False
 
     # --- state -------------------------------------------------------------------------
     @property
@@ -142,7 +146,8 @@ class Context:
         self.t = self.assistant.catalogs.translator(language)
 
     # --- output ------------------------------------------------------------------------
-    def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False):
+    def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False,
+            secret: bool = False):
         self.replies.append(
             Reply(
                 text=text,
@@ -151,6 +156,7 @@ class Context:
                 rtl=self.t.rtl,
                 language=self.t.language,
                 source=self.t.source_of(text),
+                secret=secret,
             )
         )
 
@@ -288,14 +294,23 @@ class Assistant:
     def _queue(self, ctx: Context, replies: list[Reply]) -> None:
         """The turn's replies into the outbox, in this transaction, with a voice note if on."""
         resident = ctx.resident
-        payloads = [outbox.reply_payload(reply, resident) for reply in replies]
-        for payload in payloads:
+        kind = "push" if ctx.incoming.kind == "push" else "reply"
+        batches: list[tuple[str, list[dict]]] = []
+        for reply in replies:
+            payload = outbox.reply_payload(reply, resident)
             if payload["request_location"]:
                 payload["location_label"] = ctx.t("📍 Share my location")
-        if resident.voice_on:
-            payloads.append(voice_payload(ctx.t, resident, replies))
-        outbox.enqueue(ctx.session, resident, payloads,
-                       kind="push" if ctx.incoming.kind == "push" else "reply")
+            # A secret reply is its own row, of kind "secret": its text is wiped once sent.
+            row_kind = "secret" if reply.secret else kind
+            if batches and batches[-1][0] == row_kind:
+                batches[-1][1].append(payload)
+            else:
+                batches.append((row_kind, [payload]))
+        spoken = [reply for reply in replies if not reply.secret]
+        if resident.voice_on and spoken:
+            batches.append((kind, [voice_payload(ctx.t, resident, spoken)]))
+        for row_kind, payloads in batches:
+            outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
 
     def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:
         guessed = textutil.guess_language(cleaned, self.config.language_ids) if cleaned else None
@@ -468,6 +483,8 @@ class Assistant:
             turn_in.intent = ctx.understanding.intent
             turn_in.confidence = ctx.understanding.confidence
             turn_in.entities = ctx.understanding.entities
+        if turn_in is not None and ctx.secret:
+            turn_in.text, turn_in.payload, turn_in.entities = None, None, None
         for reply in replies:
             ctx.session.add(
                 Turn(
@@ -475,7 +492,7 @@ class Assistant:
                     channel=ctx.incoming.channel,
                     direction="out",
                     kind="text",
-                    text=reply.text[:MAX_STORED_TEXT],
+                    text=None if reply.secret else reply.text[:MAX_STORED_TEXT],
                     language=reply.language,
                     flow=ctx.resident.flow,
                     step=ctx.resident.step,

@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: residents, conversation turns, departments, categories, requests, events."""
+"""SQLAlchemy tables: residents, turns, the request catalogue and requests, outbox, notices, polls."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -51,6 +52,7 @@ class Resident(Base):
     senior_mode = Column(Boolean, nullable=False, default=False)
     phone = Column(String(40))
     address = Column(String(400))
+    building = Column(String(64))  # building or area, as the resident typed it (consultations)
     flow = Column(String(64))
     step = Column(String(64))
     slots = Column(JSON, nullable=False, default=dict)
@@ -208,3 +210,128 @@ class OutboxMessage(Base):
     last_error = Column(String(200))
     created_at = Column(DateTime, nullable=False, default=utcnow)
     sent_at = Column(DateTime)
+
+
+class Notice(Base):
+    """A policy notice: per language a title, a plain summary and the full text; one topic.
+
+    `texts` maps a language id to {"title", "summary", "body"}; the default language is always
+    there, others may be missing (the resident then reads the default language, with a note).
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_published", "published_at"),)
+
+    id = Column(Integer, primary_key=True)
+    topic = Column(String(48), nullable=False)
+    texts = Column(JSON, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    published_at = Column(DateTime)
+    expires_at = Column(DateTime)
+    source = Column(String(400))  # the file staff added it from
+
+
+class NoticeSubscription(Base):
+    """A resident wants new notices on one topic pushed to their chat."""
+
+    __tablename__ = "notice_subscriptions"
+    __table_args__ = (
+        UniqueConstraint("resident_id", "topic", name="uq_notice_subscriptions_resident_topic"),
+        Index("ix_notice_subscriptions_topic", "topic"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"), nullable=False)
+    topic = Column(String(48), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class Poll(Base):
+    """A consultation (协商): a question, background and options per language, and its rules.
+
+    `texts` maps a language id to {"question", "background"}; `options` is a list of
+    {"id", "text": {language: label}}. `buildings` empty: every resident may vote; otherwise
+    only residents whose profile names one of these buildings or areas.
+    status: draft → open → closed.
+    """
+
+    __tablename__ = "polls"
+
+    id = Column(Integer, primary_key=True)
+    texts = Column(JSON, nullable=False)
+    options = Column(JSON, nullable=False)
+    buildings = Column(JSON, nullable=False, default=list)
+    allow_change = Column(Boolean, nullable=False, default=False)
+    status = Column(String(12), nullable=False, default="draft")
+    opens_at = Column(DateTime)
+    closes_at = Column(DateTime, nullable=False)
+    opened_at = Column(DateTime)
+    closed_at = Column(DateTime)
+    eligible_count = Column(Integer)  # counted at closing, for the turnout
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    source = Column(String(400))
+
+
+class PollVoter(Base):
+    """The voter roll: who has voted in a poll. Nothing here says what they chose.
+
+    One row per voter and poll, enforced by the database (two unique keys). `voter` is a digest
+    of the resident's channel and chat id, kept when /forget detaches the row from the resident,
+    so that erasing one's data does not open a second ballot. status: "voted", or "changing"
+    while a resident who presented their receipt chooses again (their old ballot is deleted).
+    """
+
+    __tablename__ = "poll_voters"
+    __table_args__ = (
+        UniqueConstraint("poll_id", "resident_id", name="uq_poll_voters_poll_resident"),
+        UniqueConstraint("poll_id", "voter", name="uq_poll_voters_poll_voter"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    poll_id = Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), nullable=False)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="SET NULL"))
+    voter = Column(String(64), nullable=False)
+    status = Column(String(12), nullable=False, default="voted")
+    voted_on = Column(Date, nullable=False)  # the day only: not precise enough to match a ballot
+
+
+class Ballot(Base):
+    """What was chosen, with nothing that leads back to the voter.
+
+    The key is random (not a sequence that follows the roll's order), there is no time, and
+    no column refers to a resident or to the roll. `receipt_hash` is set only in polls that
+    allow a change: the SHA-256 of a random code that only the voter's chat was shown.
+    On SQLite the table has no rowid, so not even the storage order follows the roll.
+    """
+
+    __tablename__ = "ballots"
+    __table_args__ = (
+        Index("ix_ballots_poll", "poll_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    id = Column(String(32), primary_key=True)
+    poll_id = Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), nullable=False)
+    option = Column(String(48), nullable=False)
+    receipt_hash = Column(String(64), unique=True)
+
+
+class PollOpinion(Base):
+    """A written opinion in a consultation: no link to its writer, moderated before it is shown.
+
+    `stance` is the option the writer said the opinion speaks for (or none): the writer's own
+    choice to share, not read from their ballot. moderation: pending → approved or rejected.
+    """
+
+    __tablename__ = "poll_opinions"
+    __table_args__ = (
+        Index("ix_poll_opinions_poll", "poll_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    id = Column(String(12), primary_key=True)
+    poll_id = Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), nullable=False)
+    language = Column(String(16), nullable=False)
+    stance = Column(String(48))
+    text = Column(Text, nullable=False)
+    moderation = Column(String(12), nullable=False, default="pending")

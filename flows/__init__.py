@@ -14,14 +14,16 @@ def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.intents import Intents
     from flows.menu import MainMenu
     from flows.myrequests import MyRequests
+    from flows.notices import Notices
     from flows.notifications import Notifications
     from flows.onboarding import Onboarding
+    from flows.polls import Polls
     from flows.rating import Rating
     from flows.requests import ReportProblem
     from flows.settings import Settings
 
     flows = [
-        Commands, Intents, MainMenu, MyRequests, Notifications, Onboarding, Rating, ReportProblem,
-        Settings,
+        Commands, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls, Rating,
+        ReportProblem, Settings,
     ]
     return {flow.name: flow(assistant) for flow in (cls for cls in flows)}

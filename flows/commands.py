@@ -1,6 +1,12 @@
-"""Slash commands, handled before anything else and never passed to the NLU."""
+"""Slash commands, handled before anything else and never passed to the NLU.
+
+`/start notice_<id>` and `/start poll_<id>` are deep links (Telegram's t.me/<bot>?start=…):
+they open that notice or consultation, after the language picker for a newcomer.
+"""
 
 from __future__ import annotations
+
+import re
 
 from bot.i18n import N_
 from flows.menu import show_help
@@ -17,6 +23,27 @@ DESCRIPTIONS = {
     "/forget": N_("Delete my data"),
 }
 KNOWN = tuple(DESCRIPTIONS)
+DEEP_LINK = re.compile(r"^(notice|poll)_(\d{1,9})$")
+
+
+def open_deep_link(ctx, argument: str) -> bool:
+    """Opens what a deep link names; False (after saying so) if it names nothing open."""
+    match = DEEP_LINK.match(argument or "")
+    if match is None:
+        return False
+    kind, number = match.group(1), int(match.group(2))
+    flows = ctx.assistant.flows
+    if kind == "notice":
+        if flows["notices"].open(ctx, number):
+            return True
+        ctx.say(ctx.t("That notice is not available any more."))
+        flows["notices"].start(ctx)
+        return True
+    if flows["polls"].open(ctx, number):
+        return True
+    ctx.say(ctx.t("That consultation is not available."))
+    flows["polls"].start(ctx)
+    return True
 
 
 class Commands:
@@ -27,7 +54,8 @@ class Commands:
 
     def run(self, ctx, text: str) -> None:
         t = ctx.t
-        command = text.partition(" ")[0]
+        command, _, argument = text.partition(" ")
+        argument = argument.strip()
         command = command.split("@", 1)[0].lower()  # /start@LinliBot in Telegram
         flows = self.assistant.flows
         if command not in KNOWN:
@@ -39,7 +67,10 @@ class Commands:
                 ctx.show()
             return
         if ctx.resident.language is None and command != "/language":
-            flows["onboarding"].start(ctx)
+            after = argument if command == "/start" and DEEP_LINK.match(argument) else None
+            flows["onboarding"].start(ctx, after=after)
+            return
+        if command == "/start" and open_deep_link(ctx, argument):
             return
         if command == "/start" or command == "/menu":
             ctx.main_menu()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core import Understanding
 from bot.i18n import N_
+from bot.services import polls as poll_service
 from bot.services import requests as request_service
 from flows.menu import show_help
 
@@ -121,9 +122,12 @@ class Intents:
             self.check_status(ctx, entity(understanding, "request_id"))
         elif intent == "rate_service":
             self.rate(ctx, entity(understanding, "request_id"))
-        elif intent in ("read_notices", "subscribe_notices", "unsubscribe_notices", "join_poll"):
-            ctx.main_menu(t("Notices and community consultations are not open in this chat yet. "
-                            "For now I can take reports of problems and follow them up."))
+        elif intent == "read_notices":
+            self.read_notices(ctx, entity(understanding, "topic"))
+        elif intent in ("subscribe_notices", "unsubscribe_notices"):
+            self.subscription(ctx, entity(understanding, "topic"), intent == "subscribe_notices")
+        elif intent == "join_poll":
+            self.join_poll(ctx)
         elif intent == "change_language":
             language = entity(understanding, "language")
             if language in ctx.config.language_ids:
@@ -172,6 +176,26 @@ class Intents:
                 self.assistant.flows["myrequests"].open(ctx, request.tracking_number)
                 return
         self.check_status(ctx, tracking_number)
+
+    def read_notices(self, ctx, topic: str | None) -> None:
+        notices = self.assistant.flows["notices"]
+        if not (topic and notices.open_topic(ctx, topic)):
+            notices.start(ctx)
+
+    def subscription(self, ctx, topic: str | None, on: bool) -> None:
+        """With a topic, (un)subscribe at once; without one, the list of topics to choose."""
+        notices = self.assistant.flows["notices"]
+        if topic in {t.id for t in ctx.config.notice_topics}:
+            notices.set_subscription(ctx, topic, on)
+        notices.start(ctx, "subs")
+
+    def join_poll(self, ctx) -> None:
+        polls = self.assistant.flows["polls"]
+        open_now = poll_service.open_polls(ctx.session, ctx.resident)
+        if len(open_now) == 1:
+            polls.open(ctx, open_now[0].id)
+        else:
+            polls.start(ctx)
 
     def did_you_mean(self, ctx, understanding: Understanding) -> None:
         t = ctx.t

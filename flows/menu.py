@@ -9,6 +9,8 @@ from flows.base import Flow
 MENU_ENTRIES = [
     ("menu:report", N_("Report a problem")),
     ("menu:requests", N_("My requests")),
+    ("menu:notices", N_("Notices")),
+    ("menu:polls", N_("Consultations")),
     ("menu:settings", N_("Settings")),
     ("menu:help", N_("Help")),
 ]
@@ -27,6 +29,10 @@ class MainMenu(Flow):
             self.assistant.flow("report").start(ctx)
         elif payload == "menu:requests":
             self.assistant.flow("myrequests").start(ctx)
+        elif payload == "menu:notices":
+            self.assistant.flow("notices").start(ctx)
+        elif payload == "menu:polls":
+            self.assistant.flow("polls").start(ctx)
         elif payload == "menu:settings":
             self.assistant.flow("settings").start(ctx)
         elif payload == "menu:help":
@@ -48,5 +54,8 @@ def show_help(ctx) -> None:
             "/forget delete your data.",
             community=t.name(ctx.config.community_names),
         )
+        + "\n"
+        + t("You can also read the community's notices, get new ones on the topics you choose, "
+            "and vote in community consultations.")
     )
     ctx.main_menu()

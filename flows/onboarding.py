@@ -23,14 +23,15 @@ class Onboarding(Flow):
     name = "onboarding"
     text_steps = frozenset({"language"})
 
-    def start(self, ctx, first_text: str = "") -> None:
+    def start(self, ctx, first_text: str = "", after: str | None = None) -> None:
+        """`after`: a deep link (notice_12, poll_3) to open once the language is chosen."""
         chosen = language_from_text(ctx, first_text) if first_text else None
         if chosen:
             ctx.go(self.name, "language", show=False)
             self.choose_language(ctx, chosen)
             return
         greeted = bool(first_text and guess_language(first_text, ctx.config.language_ids))
-        ctx.go(self.name, "language", slots={"greeted": greeted})
+        ctx.go(self.name, "language", slots={"greeted": greeted, "after": after})
 
     def prompt(self, ctx, step):
         if step == "voice":
@@ -71,13 +72,19 @@ class Onboarding(Flow):
         if step == "voice" and payload in ("voice:on", "voice:off"):
             ctx.resident.voice_on = payload == "voice:on"
             t = ctx.t
-            ctx.main_menu(
-                t(
-                    "Welcome to {community}! You can change the language and voice any time "
-                    "under Settings.",
-                    community=t.name(ctx.config.community_names),
-                )
+            welcome = t(
+                "Welcome to {community}! You can change the language and voice any time "
+                "under Settings.",
+                community=t.name(ctx.config.community_names),
             )
+            after = ctx.slots.get("after")
+            if after:
+                from flows.commands import open_deep_link
+
+                ctx.say(welcome)
+                if open_deep_link(ctx, after):
+                    return
+            ctx.main_menu(None if after else welcome)
             return
         super().on_button(ctx, step, payload)
 
@@ -91,4 +98,4 @@ class Onboarding(Flow):
 
     def choose_language(self, ctx, language: str) -> None:
         ctx.set_language(language)
-        ctx.go(self.name, "voice", slots={})
+        ctx.go(self.name, "voice", slots={"after": ctx.slots.get("after")})

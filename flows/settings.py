@@ -1,4 +1,4 @@
-"""Settings: language, voice replies, senior mode, and erasing one's data."""
+"""Settings: language, voice replies, senior mode, building or area, and erasing one's data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from flows.onboarding import language_buttons, language_from_text
 
 class Settings(Flow):
     name = "settings"
-    text_steps = frozenset({"language"})
+    text_steps = frozenset({"language", "building"})
+    MAX_BUILDING = 64
 
     def start(self, ctx, step: str = "main") -> None:
         ctx.go(self.name, step, slots={})
@@ -18,6 +19,11 @@ class Settings(Flow):
         t = ctx.t
         if step == "language":
             ctx.say(t("Please choose your language."), language_buttons(ctx))
+            return
+        if step == "building":
+            ctx.say(t("Which building or area do you live in? Type it the way the community "
+                      "writes it, for example: 5. Some consultations are only for some "
+                      "buildings."), [self.cancel_button(ctx)])
             return
         if step == "forget":
             ctx.say(
@@ -40,13 +46,16 @@ class Settings(Flow):
                 language=ctx.config.language(resident.language).native_name,
                 voice=on if resident.voice_on else off,
                 senior=on if resident.senior_mode else off,
-            ),
+            )
+            + "\n"
+            + t("Building or area: {building}", building=resident.building or t("not set")),
             [
                 ctx.button(t("Change language"), "set:language"),
                 ctx.button(t("Turn voice replies off") if resident.voice_on
                            else t("Turn voice replies on"), "set:voice"),
                 ctx.button(t("Turn senior mode off") if resident.senior_mode
                            else t("Turn senior mode on"), "set:senior"),
+                ctx.button(t("Set my building or area"), "set:building"),
                 ctx.button(t("Delete my data"), "set:forget"),
                 self.menu_button(ctx),
             ],
@@ -65,6 +74,10 @@ class Settings(Flow):
         elif step == "main" and payload == "set:senior":
             resident.senior_mode = not resident.senior_mode
             ctx.go(self.name, "main")
+        elif step == "main" and payload == "set:building":
+            ctx.go(self.name, "building")
+        elif step == "building" and payload == "cancel":
+            ctx.go(self.name, "main")
         elif step == "main" and payload == "set:forget":
             ctx.go(self.name, "forget")
         elif step == "language" and payload.startswith("lang:"):
@@ -77,6 +90,16 @@ class Settings(Flow):
             super().on_button(ctx, step, payload)
 
     def on_text(self, ctx, step, text):
+        if step == "building":
+            if not any(ch.isalnum() for ch in text) or len(text) > self.MAX_BUILDING:
+                ctx.say(ctx.t("Please type the building or area in {low} to {high} characters.",
+                              low=1, high=self.MAX_BUILDING))
+                ctx.show()
+                return
+            ctx.resident.building = text
+            ctx.say(ctx.t("Saved. Building or area: {building}", building=text))
+            ctx.go(self.name, "main")
+            return
         language = language_from_text(ctx, text)
         if step == "language" and language:
             self.change_language(ctx, language)

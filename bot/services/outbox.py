@@ -4,6 +4,9 @@ A row is claimed (pending → sending) by a conditional UPDATE, so two senders, 
 several, never send the same row. A row found in `sending` when a sender starts was being sent
 when a process died: it becomes `unconfirmed` and is not sent again (Telegram has no way to ask
 whether it arrived), so nothing reaches a resident twice; staff see the count.
+
+Rows of kind "secret" (a ballot's receipt) lose their text once the channel has taken them or
+given up: the outbox keeps who was written to, never that text (docs/polls.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from bot.models import OutboxMessage, Resident, utcnow
 
 MAX_ATTEMPTS = 8
 ERROR_LENGTH = 200
+SCRUBBED = {"text": "", "buttons": [], "scrubbed": True}
 
 
 def reply_payload(reply, resident: Resident) -> dict:
@@ -142,6 +146,17 @@ def mark_sent(session: Session, row_id: int) -> None:
         .values(status="sent", sent_at=utcnow(), last_error=None)
         .execution_options(synchronize_session=False)
     )
+    _scrub(session, OutboxMessage.id == row_id)
+
+
+def _scrub(session: Session, *where) -> None:
+    """Wipes the text of secret rows that will not be sent again."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.kind == "secret", OutboxMessage.status != "pending", *where)
+        .values(payload=SCRUBBED)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def release(session: Session, row_id: int, error: str, attempts: int) -> str:
@@ -159,6 +174,7 @@ def release(session: Session, row_id: int, error: str, attempts: int) -> str:
         .values(status=status, next_attempt_at=utcnow() + delay, last_error=error[:ERROR_LENGTH])
         .execution_options(synchronize_session=False)
     )
+    _scrub(session, OutboxMessage.id == row_id)
     return status
 
 
@@ -170,6 +186,7 @@ def fail(session: Session, row_id: int, error: str) -> None:
         .values(status="failed", last_error=error[:ERROR_LENGTH])
         .execution_options(synchronize_session=False)
     )
+    _scrub(session, OutboxMessage.id == row_id)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -177,23 +194,60 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
 
 
-def recover_interrupted(session: Session, channel: str) -> int:
-    """Rows left in `sending` by a process that died: `unconfirmed`, never sent twice."""
+def recover_interrupted(session: Session, channel: str, key_prefix: str | None = None) -> int:
+    """Rows left in `sending` by a process that died: `unconfirmed`, never sent twice.
+
+    With `key_prefix`, only those keyed so (a staff command sending one notice's messages
+    leaves the rows of a running `linli serve` alone).
+    """
+    where = [OutboxMessage.channel == channel, OutboxMessage.status == "sending"]
+    if key_prefix is not None:
+        where.append(keyed(key_prefix))
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.channel == channel, OutboxMessage.status == "sending")
+        .where(*where)
         .values(status="unconfirmed", last_error="process stopped while sending")
         .execution_options(synchronize_session=False)
     )
+    _scrub(session, OutboxMessage.channel == channel, OutboxMessage.status == "unconfirmed")
     return result.rowcount or 0
 
 
-def counts(session: Session, key_prefix: str | None = None) -> Counter:
-    """How many messages are in each status (of those whose key starts with `key_prefix`)."""
+def counts(session: Session, key_prefix: str | None = None,
+           channel: str | None = None, first_only: bool = False) -> Counter:
+    """How many messages are in each status (of those whose key starts with `key_prefix`, on
+    `channel`; with `first_only`, one per delivery key: a notice and its voice note count once)."""
     query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
     if key_prefix is not None:
-        query = query.where(OutboxMessage.key.like(_like_prefix(key_prefix), escape="\\"))
+        query = query.where(keyed(key_prefix))
+    if channel is not None:
+        query = query.where(OutboxMessage.channel == channel)
+    if first_only:
+        query = query.where(OutboxMessage.key.like("%#0"))
     return Counter({status: n for status, n in session.execute(query).all()})
+
+
+def due_chats_for(session: Session, channel: str, key_prefix: str,
+                  now: datetime) -> tuple[list[str], datetime | None]:
+    """Chats with a pending message keyed `key_prefix…` due now, and when the next one is due
+    (None when nothing keyed so is pending)."""
+    pending = (OutboxMessage.channel == channel, OutboxMessage.status == "pending",
+               keyed(key_prefix))
+    chats = session.execute(
+        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"))
+        .where(*pending, OutboxMessage.next_attempt_at <= now)
+        .group_by(OutboxMessage.chat_id)
+        .order_by("first")
+    ).all()
+    following = session.execute(
+        select(func.min(OutboxMessage.next_attempt_at)).where(*pending)
+    ).scalar_one()
+    return [row.chat_id for row in chats], following
+
+
+def keyed(prefix: str):
+    """A condition: the row's delivery key starts with `prefix`."""
+    return OutboxMessage.key.like(_like_prefix(prefix), escape="\\")
 
 
 def _like_prefix(prefix: str) -> str:
