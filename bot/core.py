@@ -213,19 +213,28 @@ class Assistant:
     def flow(self, name: str | None) -> Flow:
         return self.flows[name or "menu"]
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
-        """Handles one message; replies are in the resident's language. Never raises."""
+    async def handle(self, incoming: Incoming, raise_errors: bool = False) -> list[Reply]:
+        """Handles one message; replies are in the resident's language.
+
+        A turn that fails is rolled back and answered with an apology; with `raise_errors`
+        the exception is raised instead, for a channel that can retry the turn.
+        """
         key = (incoming.channel, str(incoming.user_id))
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
                 return await self._handle(incoming)
             except Exception:
+                if raise_errors:
+                    raise
                 log.exception("turn failed on channel %s", incoming.channel)
                 return self._apology(incoming)
             finally:
                 if not lock._waiters:  # nobody queued behind us: forget the lock
                     self._locks.pop(key, None)
+
+    def apology_for(self, incoming: Incoming) -> list[Reply]:
+        return self._apology(incoming)
 
     def _apology(self, incoming: Incoming) -> list[Reply]:
         language = None

@@ -1,8 +1,10 @@
 """Sends the outbox to a channel: in order per chat, within the channel's rate limits, retrying.
 
 The channel supplies a Transport; it raises `RetryLater` (wait as told, e.g. Telegram's 429),
-`TransientError` (network trouble: back off and retry) or `PermanentError` (the chat is gone or
-the bot was blocked: give up on this message, keep it as failed). Nothing is dropped silently:
+`TransientError` (the request did not get through: back off and retry), `Unconfirmed` (it got
+through but the answer did not come back: most likely delivered, so not resent) or
+`PermanentError` (the chat is gone or the bot was blocked: give up on this message, keep it).
+Nothing is dropped silently:
 a message that keeps failing stays in the outbox, pending with a growing delay, then failed.
 """
 
@@ -33,6 +35,11 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """Will never succeed (chat not found, bot blocked, message rejected)."""
+
+
+class Unconfirmed(Exception):
+    """The request reached the server but no answer came back (a read timeout): it was most
+    likely delivered, and sending it again could deliver it twice, so it is not resent."""
 
 
 class Transport(Protocol):
@@ -138,6 +145,13 @@ class Sender:
                 log.warning("channel %s asked to wait %.1f s", self.channel, exc.seconds)
                 self._paused_until = max(self._paused_until, time.monotonic() + exc.seconds)
                 continue
+            except Unconfirmed:
+                log.warning("outgoing message %d: no answer from the channel; not resent",
+                            row.id)
+                with self.db.session() as session:
+                    outbox.mark_unconfirmed(session, row.id)
+                self.sent += 1
+                return True
             except PermanentError as exc:
                 log.warning("outgoing message %d failed for good: %s", row.id, type(exc).__name__)
                 with self.db.session() as session:

@@ -215,3 +215,13 @@ class TerminalSession:
         asyncio.run(chat(self.assistant, self.resident, io.StringIO(line + "\n"), out,
                          interactive=False))
         return out.getvalue()
+
+
+@pytest.fixture
+def fake():
+    """A fake Telegram Bot API server on 127.0.0.1 (tests/fake_bot_api.py)."""
+    from tests.fake_bot_api import FakeBotAPI
+
+    server = FakeBotAPI().start()
+    yield server
+    server.stop()

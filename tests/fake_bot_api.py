@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,7 +68,7 @@ class FakeBotAPI:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self.port = _free_port()
+        self.port = 0  # known once started
 
     # --- lifecycle ---------------------------------------------------------------------------
     @property
@@ -88,7 +87,7 @@ class FakeBotAPI:
 
         self._thread = threading.Thread(target=run, name="fake-bot-api", daemon=True)
         self._thread.start()
-        if not ready.wait(10):
+        if not ready.wait(30):
             raise RuntimeError("fake Bot API did not start")
         return self
 
@@ -99,7 +98,9 @@ class FakeBotAPI:
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)  # the OS picks a free port: no race
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         if self._loop is None:
@@ -364,7 +365,3 @@ async def _params(request: web.Request) -> dict:
     return params
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -54,6 +54,17 @@ class PostgresServer:
                   "-c fsync=off -c full_page_writes=off", "start")
         return self
 
+    def kill(self) -> None:
+        """Stops the server the hard way (as a crash would), keeping its data."""
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop")
+
+    def restart(self) -> None:
+        """Starts the server again on the same data and port after `kill`."""
+        self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-l",
+                  str(self.folder / "server.log"), "-w", "-o",
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                  "-c fsync=off -c full_page_writes=off", "start")
+
     def stop(self) -> None:
         try:
             self._run(_binary("pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate",

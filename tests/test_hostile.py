@@ -12,7 +12,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.channels.telegram import CHANNEL, Settings, TelegramChannel
@@ -90,13 +89,6 @@ def _raw_update(item: dict, chat_id: int, language: str) -> dict:
     text = json.dumps(item["update"]).replace('"CHAT"', str(chat_id)).replace('"USER"',
                                                                              json.dumps(user))
     return json.loads(text)
-
-
-@pytest.fixture
-def fake():
-    server = FakeBotAPI().start()
-    yield server
-    server.stop()
 
 
 def test_every_hostile_input_through_telegram(config, db, fake):

@@ -35,7 +35,7 @@ def texts() -> list[tuple[str, str]]:
     # Control characters.
     for code in [0, 1, 7, 8, 11, 12, 27, 127, 0x85, 0x9B]:
         add((f"control U+{code:04X}", f"hello{chr(code)}world"))
-    add(("only controls", "".join(chr(c) for c in range(0, 32))))
+    add(("only controls", "".join(chr(c) for c in range(32))))
     add(("nul in command", "/start\x00evil"))
     add(("ansi escape", "\x1b[2J\x1b[31mred\x1b[0m"))
     add(("carriage returns", "line1\rline2\r\n"))

@@ -20,7 +20,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -37,7 +39,7 @@ from telegram.request import HTTPXRequest
 from bot.config import Config
 from bot.core import Assistant, Incoming
 from bot.db import Database
-from bot.delivery import PermanentError, RetryLater, Sender, TransientError
+from bot.delivery import PermanentError, RetryLater, Sender, TransientError, Unconfirmed
 from bot.models import OutboxMessage
 from bot.services import requests as request_service
 from flows.commands import DESCRIPTIONS
@@ -60,6 +62,8 @@ class Settings:
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: str | None = None
+    read_timeout: float = 15.0
+    rate: float = 30.0  # messages a second overall: Telegram's limit for one bot
 
     @classmethod
     def from_env(cls) -> Settings | None:
@@ -73,6 +77,7 @@ class Settings:
             webhook_listen=os.environ.get("LINLI_TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1"),
             webhook_port=int(os.environ.get("LINLI_TELEGRAM_WEBHOOK_PORT", "8443")),
             webhook_secret=os.environ.get("LINLI_TELEGRAM_WEBHOOK_SECRET") or None,
+            rate=float(os.environ.get("LINLI_TELEGRAM_RATE", "30")),
         )
 
 
@@ -134,8 +139,8 @@ def build_application(settings: Settings, concurrent_updates: int = 16) -> Appli
         settings.token,
         base_url=f"{settings.api_root}/bot",
         base_file_url=f"{settings.api_root}/file/bot",
-        request=HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=15,
-                             write_timeout=30),
+        request=HTTPXRequest(connection_pool_size=64, connect_timeout=10,
+                             read_timeout=settings.read_timeout, write_timeout=30),
         get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=40),
     )
     return ApplicationBuilder().bot(bot).concurrent_updates(concurrent_updates).build()
@@ -204,7 +209,13 @@ class TelegramTransport:
             raise RetryLater(getattr(seconds, "total_seconds", lambda: seconds)()) from exc
         except (tg_error.Forbidden, tg_error.BadRequest, tg_error.ChatMigrated) as exc:
             raise PermanentError(type(exc).__name__) from exc
-        except (tg_error.TimedOut, tg_error.NetworkError) as exc:
+        except tg_error.TimedOut as exc:
+            # A read timeout means Telegram had the whole request: resending would most
+            # likely deliver it twice. Connect, write and pool timeouts never reached it.
+            if isinstance(exc.__cause__, httpx.ReadTimeout):
+                raise Unconfirmed(type(exc).__name__) from exc
+            raise TransientError(type(exc).__name__) from exc
+        except tg_error.NetworkError as exc:
             raise TransientError(type(exc).__name__) from exc
 
     async def _send_voice(self, row: OutboxMessage) -> None:
@@ -240,8 +251,10 @@ class TelegramChannel:
         self.application = build_application(settings, concurrent_updates)
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
-        self.sender = Sender(db, TelegramTransport(self.application.bot, voice))
+        self.sender = Sender(db, TelegramTransport(self.application.bot, voice),
+                             rate=settings.rate)
         self.push_interval = push_interval
+        self.storage_patience = 300.0  # seconds a turn waits for the database to come back
         self.media_dir = config.data_dir / "media"
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -325,8 +338,40 @@ class TelegramChannel:
         incoming = await self.to_incoming(update)
         if incoming is None:
             return
-        await self.assistant.handle(incoming)
-        await self.sender.flush_chat(str(chat.id))
+        await self._handle_until_stored(incoming)
+        try:
+            await self.sender.flush_chat(str(chat.id))
+        except DBAPIError as exc:  # the background rounds send it once the database is back
+            log.warning("could not send now (%s); the outbox keeps it", type(exc).__name__)
+
+    async def _handle_until_stored(self, incoming: Incoming) -> None:
+        """A turn, retried while the database is unreachable (a restart, a failover).
+
+        Telegram has already handed the update over, so giving up would lose what the resident
+        said; a turn that failed rolled back, so running it again is safe. After about five
+        minutes the resident gets the apology straight from the bot (not via the outbox,
+        which lives in that database).
+        """
+        delay = 0.5
+        deadline = asyncio.get_running_loop().time() + self.storage_patience
+        while True:
+            try:
+                await self.assistant.handle(incoming, raise_errors=True)
+                return
+            except DBAPIError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.error("database unavailable; a turn is given up (%s)", type(exc).__name__)
+                    break
+                log.warning("database unavailable (%s); retrying the turn in %.1f s",
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception:
+                log.exception("turn failed on channel %s", CHANNEL)
+                break
+        for reply in self.assistant.apology_for(incoming):
+            await self._quietly(self.application.bot.send_message(
+                chat_id=int(incoming.user_id), text=reply.text))
 
     async def _answer_group(self, update: Update) -> None:
         chat = update.effective_chat

@@ -159,6 +159,17 @@ def _scrub(session: Session, *where) -> None:
     )
 
 
+def mark_unconfirmed(session: Session, row_id: int) -> None:
+    """Sent, but the channel's answer never came: counted apart, never sent again."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id)
+        .values(status="unconfirmed", sent_at=utcnow(), last_error="no answer (timeout)")
+        .execution_options(synchronize_session=False)
+    )
+    _scrub(session, OutboxMessage.id == row_id)
+
+
 def release(session: Session, row_id: int, error: str, attempts: int) -> str:
     """After a failed send: back to pending with a growing delay, or failed after MAX_ATTEMPTS.
 
