@@ -61,6 +61,7 @@ class FakeBotAPI:
         self.faults: list[Fault] = []
         self.commands: dict[str | None, list[dict]] = {}
         self.blocked: set[int] = set()  # chats whose user blocked the bot
+        self.on_sent = None  # called (in the server's thread) with each Sent, for benchmarks
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -298,6 +299,8 @@ class FakeBotAPI:
                     **extra)
         with self._lock:
             self.sent.append(sent)
+        if self.on_sent is not None:
+            self.on_sent(sent)
         return {"message_id": sent.message_id, "date": int(time.time()),
                 "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER}
 

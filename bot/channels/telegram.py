@@ -259,6 +259,7 @@ class TelegramChannel:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._groups_told: set[int] = set()
+        self._flushes: set[asyncio.Task] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -291,6 +292,8 @@ class TelegramChannel:
         self._stop.set()
         for task in self._tasks:
             await task
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
         app = self.application
         if app.updater.running:
             await app.updater.stop()
@@ -339,10 +342,18 @@ class TelegramChannel:
         if incoming is None:
             return
         await self._handle_until_stored(incoming)
+        # Sending waits on the chat's rate limit: it must not hold up other residents' updates.
+        task = asyncio.create_task(self._flush(str(chat.id)))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, chat_id: str) -> None:
         try:
-            await self.sender.flush_chat(str(chat.id))
+            await self.sender.flush_chat(chat_id)
         except DBAPIError as exc:  # the background rounds send it once the database is back
             log.warning("could not send now (%s); the outbox keeps it", type(exc).__name__)
+        except Exception:
+            log.exception("sending to a chat failed; the outbox keeps what was not sent")
 
     async def _handle_until_stored(self, incoming: Incoming) -> None:
         """A turn, retried while the database is unreachable (a restart, a failover).
