@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +84,15 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """Where the staff web console listens (LINLI_CONSOLE_HOST/PORT override config.yml)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secure_cookie: bool = False  # true when staff reach it over HTTPS (behind a proxy)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     community_names: dict[str, str]
@@ -98,6 +107,7 @@ class Config:
     database_url: str
     locales_dir: Path
     voice: VoiceSettings
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -242,6 +252,30 @@ def _voice_settings(
     )
 
 
+def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
+    """The `console` section, then LINLI_CONSOLE_HOST and LINLI_CONSOLE_PORT on top."""
+    console = check.mapping({} if raw is None else raw, "console")
+    known = {"host", "port", "secure_cookie"}
+    unknown = sorted(set(console) - known)
+    if unknown:
+        raise check.fail(f"console.{unknown[0]}",
+                         f"unknown key (known: {', '.join(sorted(known))})")
+    host = os.environ.get("LINLI_CONSOLE_HOST") or check.text(
+        console.get("host", "127.0.0.1"), "console.host")
+    port_text = os.environ.get("LINLI_CONSOLE_PORT")
+    port = console.get("port", 8080)
+    if port_text:
+        if not port_text.strip().isdigit():
+            raise ConfigError(f"LINLI_CONSOLE_PORT: {port_text!r} is not a port number")
+        port = int(port_text)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise check.fail("console.port", "must be a port number from 0 to 65535")
+    secure = console.get("secure_cookie", False)
+    if not isinstance(secure, bool):
+        raise check.fail("console.secure_cookie", "must be true or false")
+    return ConsoleSettings(host=host, port=port, secure_cookie=secure)
+
+
 def find_config_path() -> Path:
     """LINLI_CONFIG, else ./config.yml, else the project's own config.yml."""
     env = os.environ.get("LINLI_CONFIG")
@@ -339,7 +373,7 @@ def load_config(path: Path | None = None) -> Config:
     database_url = os.environ.get("LINLI_DATABASE_URL") or f"sqlite:///{data_dir / 'linli.db'}"
     known = {
         "community", "timezone", "default_language", "languages", "departments",
-        "categories", "emergency_numbers", "notice_topics", "voice",
+        "categories", "emergency_numbers", "notice_topics", "voice", "console",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -359,4 +393,5 @@ def load_config(path: Path | None = None) -> Config:
         database_url=database_url,
         locales_dir=locales_dir,
         voice=voice,
+        console=_console_settings(check, raw.get("console")),
     )

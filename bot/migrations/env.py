@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import bot.console.models  # noqa: F401  (the console's tables, for autogenerate)
 from bot.models import Base
 
 config = context.config

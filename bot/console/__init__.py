@@ -1,0 +1,1 @@
+"""The staff web console: accounts, request queue, conversations, NLU inbox, dashboard, Open311."""
