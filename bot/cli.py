@@ -90,12 +90,17 @@ def cmd_db_upgrade(args) -> int:
 
 def cmd_demo_seed(args) -> int:
     from bot.app import build
-    from bot.demo import seed
+    from bot.demo import seed, seed_staff
 
-    _, db, _ = build()
+    config, db, _ = build()
     created = seed(db)
+    name, password = seed_staff(db, config.data_dir)
     db.dispose()
     print("demo community seeded" if created else "demo community already seeded",
+          file=sys.stderr)
+    print(f"staff console: start it with `.venv/bin/linli console`, then open "
+          f"http://{config.console.host}:{config.console.port}/ and log in as {name} "
+          f"(admin) with password {password or '(set earlier; see linli staff add-user)'}",
           file=sys.stderr)
     return 0
 
@@ -468,6 +473,90 @@ def cmd_nlu_predict(args) -> int:
     return 0
 
 
+def _read_password(name: str) -> str:
+    """Asked twice on a terminal (not echoed); otherwise the first line of standard input."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("linli staff add-user: the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_staff_add_user(args) -> int:
+    from bot.app import build
+    from bot.console import auth
+
+    config, db, _ = build()
+    language = args.language or (config.default_language if config.default_language
+                                 in auth.STAFF_LANGUAGES else "en")
+    password = _read_password(args.name)
+    try:
+        with db.session() as session:
+            user = auth.add_user(session, args.name, password, args.role, language)
+            name = user.name
+    except auth.AccountError as exc:
+        print(f"linli staff add-user: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(f"staff account {name} ({args.role}) added; log in at "
+          f"http://{config.console.host}:{config.console.port}/")
+    return 0
+
+
+def cmd_staff_list(args) -> int:
+    from sqlalchemy import select
+
+    from bot.app import build
+    from bot.console.models import StaffUser
+
+    config, db, _ = build()
+    with db.session() as session:
+        users = list(session.execute(select(StaffUser).order_by(StaffUser.name)).scalars())
+        if not users:
+            print("no staff accounts: linli staff add-user NAME --role admin")
+        for user in users:
+            print(f"{user.name}\t{user.role}\t{user.language}\t"
+                  f"{'active' if user.active else 'disabled'}\t"
+                  f"last login {_when(config, user.last_login_at)}")
+    db.dispose()
+    return 0
+
+
+def cmd_console(args) -> int:
+    """The staff web console alone, until SIGINT or SIGTERM."""
+    import signal
+
+    from bot.app import build
+    from bot.console.app import create_app
+    from bot.console.server import serve_console
+
+    config, db, _ = build()
+    host = args.host or config.console.host
+    port = args.port if args.port is not None else config.console.port
+    app = create_app(config, db)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_console(app, host, port, stop)
+
+    print(f"staff console on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(f"linli console: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
 def cmd_i18n_compile(args) -> int:
     from bot.i18n import compile_catalogs
 
@@ -561,6 +650,23 @@ def parser() -> argparse.ArgumentParser:
     nlu.add_parser("test", help="score the model on nlu/tests/").set_defaults(func=cmd_nlu_test)
     nlu.add_parser("predict", help="JSON lines in, JSON lines out (nlu-contract.md)"
                    ).set_defaults(func=cmd_nlu_predict)
+
+    staff = sub.add_parser("staff", help="staff console accounts").add_subparsers(
+        dest="staff_command", required=True)
+    add_user = staff.add_parser("add-user", help="add a console account (password asked, or "
+                                                 "read from standard input)")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", required=True, choices=("admin", "staff", "viewer"))
+    add_user.add_argument("--language", choices=("zh_Hans", "en"),
+                          help="page language (default: the community's, else English)")
+    add_user.set_defaults(func=cmd_staff_add_user)
+    staff.add_parser("list", help="list console accounts").set_defaults(func=cmd_staff_list)
+
+    console = sub.add_parser("console", help="serve the staff web console only")
+    console.add_argument("--host", help="default: config.yml console.host or LINLI_CONSOLE_HOST")
+    console.add_argument("--port", type=int,
+                         help="default: config.yml console.port or LINLI_CONSOLE_PORT")
+    console.set_defaults(func=cmd_console)
 
     i18n = sub.add_parser("i18n", help="message catalogs").add_subparsers(dest="i18n_command",
                                                                          required=True)

@@ -1,14 +1,18 @@
-"""Seeds the demo community: residents in every language, with requests in several states."""
+"""Seeds the demo community: residents in every language, with requests in several states,
+some conversation turns for the staff console, and a demo staff account."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
 from bot.channels.terminal import CHANNEL
 from bot.db import Database
-from bot.models import Request, Resident, utcnow
+from bot.models import Request, Resident, Turn, utcnow
 from bot.services import requests as service
 
 # (terminal id, language, address, [(category, description, location, age in hours, statuses)])
@@ -21,14 +25,20 @@ DEMO_RESIDENTS = [
     ]),
     ("chen", "zh_Hant", "2號樓3單元601", [
         ("utilities", "家裡停水了，從早上到現在都沒有水。", "2號樓3單元601", 5, ["accepted"]),
+        ("sanitation", "樓下垃圾桶滿了好幾天。", "2號樓樓下", 200,
+         ["accepted", "in_progress", "resolved", "rated:4"]),
     ]),
     ("anna", "en", "Building 8, entrance 1, flat 104", [
         ("noise_dispute", "Loud music from the flat above every night after midnight.",
          "Building 8, entrance 1", 80, ["accepted", "in_progress", "resolved"]),
+        ("facility_repair", "The lock of the entrance door is broken.", "Building 8, entrance 1",
+         150, ["accepted", "resolved", "rated:5"]),
     ]),
     ("bat", "mn", "7-р байр, 2-р орц, 45 тоот", [
         ("facility_repair", "Лифт гурав хоног ажиллахгүй байна. Ээж маань 80 настай.",
          "7-р байр, 2-р орц", 72, ["accepted"]),
+        ("utilities", "Халаалт сул байна.", "7-р байр", 260,
+         ["accepted", "in_progress", "resolved", "rated:2"]),
     ]),
     ("tenzin", "bo", "ཁང་པ་ ༤ ནང་ཁྱིམ་ ༢༠༡", [
         ("elderly_help", "ངའི་ཨ་མ་ལོ་ན་རྒན་པོ་ཡིན། ཟས་ཉོ་བར་རོགས་རམ་དགོས།", "ཁང་པ་ ༤", 20,
@@ -43,6 +53,24 @@ DEMO_RESIDENTS = [
 ]
 # The newcomer's own resident: no language yet (so the picker shows), an address on file.
 NEWCOMER = ("demo", "3号楼2单元501")
+# Messages residents sent, as the model read them (intent, confidence), hours ago: what the
+# console's conversations, NLU inbox and dashboard show. kind "voice" has no text.
+DEMO_TURNS = [
+    ("wang", "text", "5号楼的电梯又坏了", "report_problem", 0.97, 40),
+    ("wang", "text", "小区门口那个灯一闪一闪的", "report_problem", 0.52, 30),
+    ("wang", "text", "我想问问上次那个事", "nlu_fallback", 0.31, 20),
+    ("chen", "text", "請問垃圾幾點收", "nlu_fallback", 0.40, 10),
+    ("chen", "text", "謝謝你們", "thank", 0.98, 9),
+    ("anna", "text", "hey is someone checking the door thing", "check_request_status", 0.58, 8),
+    ("anna", "text", "the lift is broken again", "report_problem", 0.95, 7),
+    ("bat", "text", "Сайн байна уу", "greet", 0.93, 6),
+    ("bat", "text", "Лифт ажиллахгүй", "report_problem", 0.61, 5),
+    ("tenzin", "text", "བཀྲ་ཤིས་བདེ་ལེགས།", "greet", 0.90, 4),
+    ("tenzin", "voice", None, None, None, 4),
+    ("aygul", "text", "ياردەم قىلىڭ", "help", 0.45, 3),
+    ("aygul", "text", "رەھمەت", "thank", 0.97, 2),
+]
+DEMO_STAFF = "demo"
 
 
 def seed(db: Database) -> bool:
@@ -64,12 +92,50 @@ def seed(db: Database) -> bool:
                 draft = service.Draft(category, description, location)
                 request = service.submit(session, resident, draft, CHANNEL)
                 for status in statuses:
-                    service.change_status(session, request.tracking_number, status, "staff:demo")
+                    if status.startswith("rated:"):
+                        service.rate(session, resident, request.tracking_number,
+                                     int(status.split(":")[1]), reopen=False)
+                    else:
+                        service.change_status(session, request.tracking_number, status,
+                                              "staff:demo")
                 _backdate(session, request, timedelta(hours=age_hours))
                 # Residents have seen everything but the last change: it waits for their next turn.
                 for event in request.events[:-1]:
                     event.notified_at = event.at
+            _add_turns(session, resident, user_id)
     return True
+
+
+def _add_turns(session, resident: Resident, user_id: str) -> None:
+    now = utcnow()
+    for who, kind, text, intent, confidence, hours_ago in DEMO_TURNS:
+        if who == user_id:
+            session.add(Turn(resident_id=resident.id, at=now - timedelta(hours=hours_ago),
+                             channel=CHANNEL, direction="in", kind=kind, text=text,
+                             language=resident.language, intent=intent, confidence=confidence,
+                             entities=[], flow="menu", step="main"))
+
+
+def seed_staff(db: Database, data_dir: Path) -> tuple[str, str | None]:
+    """The demo staff account (an admin, to show every page): its name and password.
+
+    The password is random, kept in <data dir>/demo-staff-password (mode 0600) so that a second
+    `linli demo seed` can print it again; None if that file is gone.
+    """
+    from bot.console.auth import add_user, find_user
+
+    path = Path(data_dir) / "demo-staff-password"
+    with db.session() as session:
+        if find_user(session, DEMO_STAFF) is not None:
+            return DEMO_STAFF, (path.read_text(encoding="ascii").strip()
+                                if path.is_file() else None)
+        password = secrets.token_urlsafe(12)
+        add_user(session, DEMO_STAFF, password, "admin", "zh_Hans", actor="demo")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(password + "\n")
+    return DEMO_STAFF, password
 
 
 def _backdate(session, request: Request, age: timedelta) -> None:
@@ -82,7 +148,12 @@ def _backdate(session, request: Request, age: timedelta) -> None:
     request.created_at = start
     request.updated_at = events[-1].at
     request.due_at = start + timedelta(hours=request.category.time_limit_hours)
-    if request.status == "resolved":
-        request.resolved_at = events[-1].at
+    for event in events:
+        if event.status == "resolved":
+            request.resolved_at = event.at
+        if event.status == "closed":
+            request.closed_at = event.at
+            if event.rating:
+                request.rated_at = event.at
     session.add_all(events)
     session.flush()

@@ -1,0 +1,158 @@
+"""Staff accounts: argon2 passwords, roles, login throttling, the session secret, the audit log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.console.models import AuditEntry, LoginAttempt, StaffUser
+from bot.models import utcnow
+
+log = logging.getLogger(__name__)
+
+ROLES = ("viewer", "staff", "admin")  # each may do what the ones before it may
+STAFF_LANGUAGES = ("zh_Hans", "en")  # the console's own page languages (bot/console/i18n.py)
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
+# Throttling: this many failures for one name from one address in the window blocks that pair;
+# an address with IP_FAILURES failures in the window is blocked for every name.
+NAME_IP_FAILURES = 5
+IP_FAILURES = 20
+WINDOW = timedelta(minutes=15)
+
+_hasher = PasswordHasher()
+# Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(Exception):
+    """A staff account that cannot be created as asked; the message says why."""
+
+
+class Throttled(Exception):
+    """Too many failed logins for this name and address (or this address): wait."""
+
+
+def role_allows(role: str, needed: str) -> bool:
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def add_user(session: Session, name: str, password: str, role: str, language: str,
+             actor: str = "cli") -> StaffUser:
+    """Creates an account; the password is kept only as an argon2 hash."""
+    name = name.strip().lower()
+    if not NAME_PATTERN.match(name):
+        raise AccountError("a name is 2 to 32 lower-case letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
+    if language not in STAFF_LANGUAGES:
+        raise AccountError(f"unknown page language {language!r}; one of: "
+                           f"{', '.join(STAFF_LANGUAGES)}")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if session.execute(select(StaffUser.id).where(StaffUser.name == name)).first():
+        raise AccountError(f"there is already an account named {name!r}")
+    user = StaffUser(name=name, password_hash=_hasher.hash(password), role=role,
+                     language=language, active=True, session_epoch=0, created_at=utcnow())
+    session.add(user)
+    session.flush()
+    audit(session, actor, "staff.add_user", name, {"role": role})
+    return user
+
+
+def find_user(session: Session, name: str) -> StaffUser | None:
+    return session.execute(
+        select(StaffUser).where(StaffUser.name == name.strip().lower())
+    ).scalar_one_or_none()
+
+
+def is_throttled(session: Session, name: str, ip: str, now: datetime | None = None) -> bool:
+    """Counts failures in the window, since the last success for this name and address."""
+    now = now or utcnow()
+    since = now - WINDOW
+    last_success = session.execute(
+        select(func.max(LoginAttempt.at)).where(
+            LoginAttempt.name == name, LoginAttempt.ip == ip, LoginAttempt.succeeded.is_(True),
+            LoginAttempt.at >= since)
+    ).scalar_one()
+    pair_since = max(since, last_success) if last_success else since
+    pair = session.execute(
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.name == name, LoginAttempt.ip == ip,
+            LoginAttempt.succeeded.is_(False), LoginAttempt.at >= pair_since)
+    ).scalar_one()
+    if pair >= NAME_IP_FAILURES:
+        return True
+    from_ip = session.execute(
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.ip == ip, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
+    ).scalar_one()
+    return from_ip >= IP_FAILURES
+
+
+def authenticate(session: Session, name: str, password: str, ip: str) -> StaffUser | None:
+    """The account if the password is right; None if not. Raises Throttled before checking.
+
+    Every try is recorded (name and address, never the password), in this transaction.
+    """
+    name = name.strip().lower()[:64]
+    ip = (ip or "unknown")[:64]
+    if is_throttled(session, name, ip):
+        raise Throttled(name)
+    user = find_user(session, name) if name else None
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD])
+    except (VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and user is not None and user.active
+    session.add(LoginAttempt(at=utcnow(), name=name, ip=ip, succeeded=ok))
+    if not ok:
+        log.info("console login refused for a name from %s", ip)
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    audit(session, user.name, "login", None, {"ip": ip})
+    return user
+
+
+def audit(session: Session, actor: str, action: str, target: str | None,
+          detail: dict | None = None) -> AuditEntry:
+    """Writes one audit entry in the caller's transaction: it stands or falls with the change."""
+    entry = AuditEntry(at=utcnow(), actor=actor[:80], action=action, target=target,
+                       detail=detail)
+    session.add(entry)
+    return entry
+
+
+def secret_key(data_dir: Path) -> str:
+    """LINLI_SECRET_KEY, else a random key kept in <data dir>/console-secret (mode 0600)."""
+    env = os.environ.get("LINLI_SECRET_KEY", "").strip()
+    if env:
+        if len(env) < 32:
+            raise AccountError("LINLI_SECRET_KEY must be at least 32 characters long")
+        return env
+    path = Path(data_dir) / "console-secret"
+    if path.is_file():
+        os.chmod(path, 0o600)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key
