@@ -7,14 +7,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
 from bot.i18n import Catalogs, Translator
-from bot.models import Resident, Turn, utcnow
+from bot.models import ChannelInbox, Resident, Turn, utcnow
 from bot.services import outbox
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Incoming:
     display_name: str | None = None
     language_hint: str | None = None
     media: dict | None = None
+    event_id: int | None = None  # the channel's id of this update (its inbox entry), if any
 
 
 @dataclass
@@ -164,6 +165,24 @@ class Context:
         return Button(label, payload)
 
 
+def inbox_claim(session: Session, incoming: Incoming) -> bool:
+    """Marks the update processed in the turn's transaction; False if a turn already did."""
+    result = session.execute(
+        update(ChannelInbox)
+        .where(ChannelInbox.channel == incoming.channel,
+               ChannelInbox.update_id == incoming.event_id,
+               ChannelInbox.processed_at.is_(None))
+        .values(processed_at=utcnow(), payload=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        return True
+    exists = session.execute(select(ChannelInbox.update_id).where(
+        ChannelInbox.channel == incoming.channel,
+        ChannelInbox.update_id == incoming.event_id)).first()
+    return exists is None  # not stored at all (no inbox in front of this channel): run it
+
+
 def spoken_text(replies: list[Reply]) -> str:
     """What a voice note says for a turn: each reply, and the buttons read out with numbers."""
     parts = []
@@ -258,6 +277,8 @@ class Assistant:
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         with self.db.session() as session:
+            if incoming.event_id is not None and not inbox_claim(session, incoming):
+                return []  # this update's turn has already run
             resident = self._find_resident(session, incoming)
             if resident is None:
                 resident = Resident(

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -335,3 +336,23 @@ class PollOpinion(Base):
     stance = Column(String(48))
     text = Column(Text, nullable=False)
     moderation = Column(String(12), nullable=False, default="pending")
+
+
+class ChannelInbox(Base):
+    """Updates a messenger handed over, kept until their turn is committed.
+
+    Telegram forgets an update once the bot has fetched the next batch, which happens before
+    the update's turn has run: a process killed in between would lose what the resident said.
+    Each update is stored here first; the turn marks it processed in its own transaction, and
+    a restart runs what was stored but not processed. The same id is never run twice. The
+    payload (what the resident wrote) is wiped once processed; the id stays until Telegram
+    has been told it may forget the update.
+    """
+
+    __tablename__ = "channel_inbox"
+
+    channel = Column(String(32), primary_key=True)
+    update_id = Column(BigInteger, primary_key=True, autoincrement=False)
+    payload = Column(JSON)
+    received_at = Column(DateTime, nullable=False, default=utcnow)
+    processed_at = Column(DateTime)

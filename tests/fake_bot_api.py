@@ -62,6 +62,7 @@ class FakeBotAPI:
         self.commands: dict[str | None, list[dict]] = {}
         self.blocked: set[int] = set()  # chats whose user blocked the bot
         self.on_sent = None  # called (in the server's thread) with each Sent, for benchmarks
+        self._acked = 0
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -274,7 +275,10 @@ class FakeBotAPI:
         return True
 
     async def _api_getUpdates(self, params):
-        offset = int(params.get("offset") or 0)
+        # As Telegram does: an offset confirms every update below it, which is then gone for
+        # good, even for a later process that asks without an offset.
+        self._acked = max(self._acked, int(params.get("offset") or 0))
+        offset = self._acked
         timeout = float(params.get("timeout") or 0)
         deadline = time.monotonic() + timeout
         async with self._new_update:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 from telegram import (
     BotCommand,
@@ -40,7 +40,7 @@ from bot.config import Config
 from bot.core import Assistant, Incoming
 from bot.db import Database
 from bot.delivery import PermanentError, RetryLater, Sender, TransientError, Unconfirmed
-from bot.models import OutboxMessage
+from bot.models import ChannelInbox, OutboxMessage, utcnow
 from bot.services import requests as request_service
 from flows.commands import DESCRIPTIONS
 
@@ -81,6 +81,49 @@ class Settings:
         )
 
 
+class Inbox:
+    """The channel_inbox table for one channel (see bot.models.ChannelInbox)."""
+
+    def __init__(self, db: Database, channel: str = CHANNEL):
+        self.db, self.channel = db, channel
+
+    def store(self, raw_updates: list, offset: int | None) -> set[int]:
+        """Stores new updates; returns the ids not seen before. Also forgets processed ids
+        below `offset`: Telegram has been told it may forget them, so they cannot come back."""
+        with self.db.session() as session:
+            if offset:
+                session.execute(delete(ChannelInbox).where(
+                    ChannelInbox.channel == self.channel, ChannelInbox.update_id < offset,
+                    ChannelInbox.processed_at.is_not(None)))
+            ids = {int(u["update_id"]) for u in raw_updates
+                   if isinstance(u, dict) and isinstance(u.get("update_id"), int)}
+            if not ids:
+                return set()
+            seen = set(session.execute(select(ChannelInbox.update_id).where(
+                ChannelInbox.channel == self.channel,
+                ChannelInbox.update_id.in_(ids))).scalars())
+            fresh = ids - seen
+            session.add_all(ChannelInbox(channel=self.channel, update_id=u["update_id"],
+                                         payload=u, received_at=utcnow())
+                            for u in raw_updates
+                            if isinstance(u, dict) and u.get("update_id") in fresh)
+        return fresh
+
+    def done(self, update_id: int) -> None:
+        """For updates that led to no turn (a group, an ignored kind): processed now."""
+        with self.db.session() as session:
+            session.execute(update(ChannelInbox).where(
+                ChannelInbox.channel == self.channel, ChannelInbox.update_id == update_id,
+                ChannelInbox.processed_at.is_(None)).values(processed_at=utcnow(), payload=None))
+
+    def unprocessed(self) -> list[dict]:
+        with self.db.session() as session:
+            return [row.payload for row in session.execute(
+                select(ChannelInbox).where(ChannelInbox.channel == self.channel,
+                                           ChannelInbox.processed_at.is_(None))
+                .order_by(ChannelInbox.update_id)).scalars() if row.payload]
+
+
 class LenientBot(ExtBot):
     """PTB's bot, except that one update it cannot read does not stop all the others.
 
@@ -91,6 +134,8 @@ class LenientBot(ExtBot):
     be read is logged by its id only and reduced to its sender and chat (who then get the gentle
     "cannot read this kind of message") or to an empty update, so the offset moves on.
     """
+
+    _inbox: Inbox | None = None  # set by the channel: updates are stored before they are taken
 
     async def get_updates(self, offset=None, limit=None, timeout=None, allowed_updates=None, *,
                           read_timeout=DEFAULT_NONE, write_timeout=DEFAULT_NONE,
@@ -104,8 +149,20 @@ class LenientBot(ExtBot):
         result = await self._post("getUpdates", data, read_timeout=base + seconds,
                                   write_timeout=write_timeout, connect_timeout=connect_timeout,
                                   pool_timeout=pool_timeout, api_kwargs=api_kwargs)
+        fresh = None
+        if self._inbox is not None:
+            try:
+                fresh = await asyncio.to_thread(self._inbox.store, result or [], offset)
+            except DBAPIError as exc:
+                # Not taken: Telegram keeps these updates, and PTB asks again with backoff
+                # (it retries only Telegram's own errors; anything else would end polling).
+                raise tg_error.NetworkError(f"inbox unavailable ({type(exc).__name__})") from exc
         updates = []
         for raw in result or []:
+            update_id = raw.get("update_id") if isinstance(raw, dict) else None
+            if fresh is not None and update_id not in fresh:
+                updates.append(Update(update_id=int(update_id or 0)))  # stored before: skip
+                continue
             try:
                 update = Update.de_json(raw, self)
             except Exception as exc:  # noqa: BLE001 - any unreadable update is handled the same way
@@ -249,6 +306,8 @@ class TelegramChannel:
         self.config, self.db, self.assistant = config, db, assistant
         self.settings = settings
         self.application = build_application(settings, concurrent_updates)
+        self.inbox = Inbox(db)
+        self.application.bot._inbox = self.inbox
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
         self.sender = Sender(db, TelegramTransport(self.application.bot, voice),
@@ -269,6 +328,7 @@ class TelegramChannel:
         await app.initialize()
         await self.register_commands()
         await app.start()
+        await self.replay()
         if self.settings.webhook_url:
             await app.updater.start_webhook(
                 listen=self.settings.webhook_listen,
@@ -302,6 +362,19 @@ class TelegramChannel:
         await app.shutdown()
         log.info("telegram channel stopped")
 
+    async def replay(self) -> int:
+        """Runs the updates a stopped process had stored but not finished, oldest first."""
+        pending = await asyncio.to_thread(self.inbox.unprocessed)
+        for raw in pending:
+            try:
+                update = Update.de_json(raw, self.application.bot)
+            except Exception:  # noqa: BLE001
+                update = self.application.bot._readable_part(raw)
+            await self.on_update(update, None)
+        if pending:
+            log.warning("ran %d update(s) left unfinished by the last process", len(pending))
+        return len(pending)
+
     async def register_commands(self) -> None:
         """The command list in each language Telegram can tell apart (ISO 639-1 codes)."""
         done = set()
@@ -334,13 +407,18 @@ class TelegramChannel:
         chat = update.effective_chat
         user = update.effective_user
         if chat is None or user is None:
-            return  # membership changes, polls of other bots…: nothing for a resident
+            # membership changes, polls of other bots…: nothing for a resident
+            await asyncio.to_thread(self.inbox.done, update.update_id)
+            return
         if chat.type != "private":
             await self._answer_group(update)
+            await asyncio.to_thread(self.inbox.done, update.update_id)
             return
         incoming = await self.to_incoming(update)
         if incoming is None:
+            await asyncio.to_thread(self.inbox.done, update.update_id)
             return
+        incoming.event_id = update.update_id
         await self._handle_until_stored(incoming)
         # Sending waits on the chat's rate limit: it must not hold up other residents' updates.
         task = asyncio.create_task(self._flush(str(chat.id)))
