@@ -55,22 +55,31 @@ def cmd_chat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """The Telegram bot (when LINLI_TELEGRAM_TOKEN is set), until SIGINT or SIGTERM."""
+    """The staff console, and the Telegram bot when LINLI_TELEGRAM_TOKEN is set, until
+    SIGINT or SIGTERM."""
     from bot.app import build
     from bot.channels.telegram import CHANNEL, Settings, serve
+    from bot.console.app import create_app
     from bot.voice import Voice
 
     settings = Settings.from_env()
     if settings is None:
-        print("linli: set LINLI_TELEGRAM_TOKEN to the bot's token (from @BotFather) to serve "
-              "Telegram", file=sys.stderr)
-        return 2
-    config, db, assistant = build(understander=_load_understander(),
+        print("LINLI_TELEGRAM_TOKEN is not set: serving the staff console only (the token "
+              "comes from @BotFather)", file=sys.stderr)
+    config, db, assistant = build(understander=_load_understander() if settings else None,
                                   queued_channels=frozenset({CHANNEL}))
-    print(f"serving Telegram ({'webhook' if settings.webhook_url else 'long polling'}); "
-          "Ctrl-C stops", file=sys.stderr)
+    host = args.host or config.console.host
+    port = args.port if args.port is not None else config.console.port
+    if settings:
+        print(f"serving Telegram ({'webhook' if settings.webhook_url else 'long polling'})",
+              file=sys.stderr)
+    print(f"staff console on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
     try:
-        asyncio.run(serve(config, db, assistant, settings, voice=Voice(config)))
+        asyncio.run(serve(config, db, assistant, settings, voice=Voice(config),
+                          console=(create_app(config, db), host, port)))
+    except OSError as exc:
+        print(f"linli serve: {exc}", file=sys.stderr)
+        return 2
     finally:
         db.dispose()
     return 0
@@ -575,8 +584,11 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--resident", default="demo", help="who is talking (default: demo)")
     chat.set_defaults(func=cmd_chat)
 
-    sub.add_parser("serve", help="serve residents on Telegram (LINLI_TELEGRAM_TOKEN)"
-                   ).set_defaults(func=cmd_serve)
+    serve_parser = sub.add_parser(
+        "serve", help="the staff console, and Telegram when LINLI_TELEGRAM_TOKEN is set")
+    serve_parser.add_argument("--host", help="console address (default: config.yml console:)")
+    serve_parser.add_argument("--port", type=int, help="console port")
+    serve_parser.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)

@@ -587,18 +587,30 @@ def _language_from_hint(config: Config, hint: str | None) -> str | None:
     return None
 
 
-async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings,
-                voice=None) -> None:
-    """Runs the Telegram channel until SIGINT or SIGTERM."""
+async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings | None,
+                voice=None, console: tuple | None = None) -> None:
+    """Runs the Telegram channel (if `settings`) and the staff console (if `console`, as
+    (app, host, port)) until SIGINT or SIGTERM."""
     import signal
 
-    channel = TelegramChannel(config, db, assistant, settings, voice=voice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await channel.start()
+    channel = TelegramChannel(config, db, assistant, settings, voice=voice) if settings else None
+    console_task = None
+    if console is not None:
+        from bot.console.server import serve_console
+
+        app, host, port = console
+        console_task = asyncio.create_task(serve_console(app, host, port, stop))
+    if channel is not None:
+        await channel.start()
     try:
+        if console_task is not None:
+            await console_task  # ends when `stop` is set, or raises if the port is taken
         await stop.wait()
     finally:
-        await channel.stop()
+        stop.set()
+        if channel is not None:
+            await channel.stop()
