@@ -32,6 +32,27 @@ def option_label(option: dict, language: str, default_language: str) -> str:
     return option["text"].get(language) or option["text"][default_language]
 
 
+def _unspaced(ch: str) -> bool:
+    """Han and Tibetan: scripts that do not put spaces between words."""
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\u0f00" <= ch <= "\u0fff"
+
+
+def names_option(typed: str, label: str) -> bool:
+    """Does the folded message name this folded option label?
+
+    The whole label in the message ("I'd say beside the east gate"), or the message as a part of
+    the label: any two characters or more of Chinese or Tibetan ("东门"), whole words elsewhere
+    ("east gate", but not "no" inside "do not build it").
+    """
+    if not label or not typed:
+        return False
+    if label in typed:
+        return True
+    if any(_unspaced(ch) for ch in typed):
+        return len(typed) >= 2 and typed in label
+    return len(typed) >= 3 and f" {typed} " in f" {label} "
+
+
 def percent(value: float) -> str:
     return f"{value:.0f}%"
 
@@ -231,12 +252,9 @@ class Polls(Flow):
         if poll is None:
             return
         typed = notice_service.fold(text)
-        found = []
-        for option in poll.options:
-            labels = {notice_service.fold(label) for label in option["text"].values()}
-            if any(label and (label in typed or (len(typed) >= 2 and typed in label))
-                   for label in labels):
-                found.append(option["id"])
+        found = [option["id"] for option in poll.options
+                 if any(names_option(typed, notice_service.fold(label))
+                        for label in option["text"].values())]
         if len(found) != 1:
             ctx.say(t("I could not tell which option you mean. "
                       "Please press a button or type its number."))

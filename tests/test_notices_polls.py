@@ -629,3 +629,17 @@ def test_opinions_are_stored_unlinked_and_pending_moderation(chat, db, env, tmp_
         assert (opinion.moderation, opinion.stance, opinion.language) == (
             "pending", "east_gate", "ug")
     assert resident.state()[:2] == ("polls", "detail")
+
+
+@pytest.mark.parametrize("typed, label, named", [
+    ("I'd say beside the East gate!", "Beside the east gate", True),
+    ("east gate", "Beside the east gate", True),
+    ("no", "Do not build it", False),  # "no" is not a part of "not"
+    ("东门", "东门旁边的空地", True),  # Chinese: a part of the label, no spaces needed
+    ("مېنىڭچە سالمايلى", "سالمايلى", True),
+    ("ཤར་སྒོ", "ཤར་སྒོའི་འགྲམ།", True),
+])
+def test_an_option_is_named_in_free_text_in_any_script(typed, label, named):
+    from flows.polls import names_option
+
+    assert names_option(notice_service.fold(typed), notice_service.fold(label)) is named
