@@ -116,6 +116,13 @@ class Sender:
         async with lock:
             try:
                 while True:
+                    if not self._has_due(chat_id):
+                        return
+                    # Wait for the rate limits before claiming: a row is `sending` only while
+                    # it is really on its way, so a crash leaves at most those unconfirmed.
+                    await self._chat_bucket(chat_id).take()
+                    await self._wait_pause()
+                    await self.bucket.take()
                     with self.db.session() as session:
                         row = outbox.next_for_chat(session, self.channel, chat_id)
                         if row is None or row.next_attempt_at > utcnow():
@@ -130,20 +137,30 @@ class Sender:
                 if not lock._waiters:
                     self._chat_locks.pop(chat_id, None)
 
+    def _has_due(self, chat_id: str) -> bool:
+        with self.db.session() as session:
+            row = outbox.next_for_chat(session, self.channel, chat_id)
+            return row is not None and row.next_attempt_at <= utcnow()
+
+    def _chat_bucket(self, chat_id: str) -> TokenBucket:
+        return self._chat_buckets.setdefault(chat_id,
+                                             TokenBucket(self.chat_rate, self.chat_burst))
+
     async def _send(self, row: OutboxMessage) -> bool:
-        """Sends one claimed row; True if it was sent (or given up), False to retry later."""
-        bucket = self._chat_buckets.setdefault(
-            row.chat_id, TokenBucket(self.chat_rate, self.chat_burst))
-        await bucket.take()
+        """Sends one claimed row (already paced); True if it was sent (or given up), False to
+        retry later."""
         tries = 0
         while True:
-            await self._wait_pause()
-            await self.bucket.take()
+            if tries or self._paused_until > time.monotonic():  # a retry is paced again
+                await self._wait_pause()
+                await self.bucket.take()
             try:
                 await self.transport.send(row)
             except RetryLater as exc:
                 log.warning("channel %s asked to wait %.1f s", self.channel, exc.seconds)
                 self._paused_until = max(self._paused_until, time.monotonic() + exc.seconds)
+                await self._wait_pause()
+                await self.bucket.take()
                 continue
             except Unconfirmed:
                 log.warning("outgoing message %d: no answer from the channel; not resent",

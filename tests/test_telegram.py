@@ -390,7 +390,7 @@ def _serve(env, fake):
         env={**env, "LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root})
 
 
-def _until(fake, chat: int, needle: str, timeout: float = 120.0) -> int:
+def _wait_text(fake, chat: int, needle: str, timeout: float = 120.0) -> int:
     """Waits until a message containing `needle` (text or a button) reaches the chat."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -418,17 +418,17 @@ def test_linli_serve_killed_mid_flow_resumes_and_loses_nothing(env, fake, db):
                  ("text", "No hot water since this morning", "Where is the problem?")]
         for kind, value, answer in steps:
             (fake.send_text if kind == "text" else fake.press)(chat, value, "en")
-            _until(fake, chat, answer)
+            _wait_text(fake, chat, answer)
         server.send_signal(signal.SIGKILL)
         server.wait(30)
         # The resident goes on while the bot is down.
         fake.send_text(chat, "Building 2, entrance 1", "en")
         server = _serve(env, fake)
-        _until(fake, chat, "send a photo")
+        _wait_text(fake, chat, "send a photo")
         fake.press(chat, "photo:skip", "en")
-        _until(fake, chat, "Please check your request")
+        _wait_text(fake, chat, "Please check your request")
         fake.press(chat, "confirm:submit", "en")
-        _until(fake, chat, "Tracking number")
+        _wait_text(fake, chat, "Tracking number")
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     finally:
