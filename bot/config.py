@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -92,6 +93,33 @@ class ConsoleSettings:
     secure_cookie: bool = False  # true when staff reach it over HTTPS (behind a proxy)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class StaffHours:
+    """When staff answer residents who asked for them: weekdays and a daily span, local time."""
+
+    days: frozenset[int] = frozenset(range(7))  # 0 = Monday, as datetime.weekday()
+    start: time = time(0, 0)
+    end: time = time(23, 59)
+
+    def is_open(self, local: datetime) -> bool:
+        """`local`: an aware time in the community's zone."""
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+    def next_opening(self, local: datetime) -> datetime:
+        """The next time staff are at work, at or after `local` (itself if open now)."""
+        if self.is_open(local):
+            return local
+        for ahead in range(8):
+            day = (local + timedelta(days=ahead)).date()
+            opening = datetime.combine(day, self.start, tzinfo=local.tzinfo)
+            if day.weekday() in self.days and opening >= local:
+                return opening
+        return local  # no days at all is refused by the config check
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -108,6 +136,7 @@ class Config:
     locales_dir: Path
     voice: VoiceSettings
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    staff_hours: StaffHours = field(default_factory=StaffHours)
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -287,6 +316,42 @@ def find_config_path() -> Path:
     return PROJECT_ROOT / "config.yml"
 
 
+def _clock(check: _Checker, value: Any, key: str) -> time:
+    """"09:00" (YAML reads an unquoted 9:00 as 540 minutes, which is taken too)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(part) for part in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise check.fail(key, f"{value!r} is not a time of day such as \"09:00\"")
+
+
+def _staff_hours(check: _Checker, raw: Any) -> StaffHours:
+    """The `staff_hours` section: days (mon … sun) and from/to times in the community's zone."""
+    if raw is None:
+        return StaffHours()
+    hours = check.mapping(raw, "staff_hours")
+    known = {"days", "from", "to"}
+    unknown = sorted(set(hours) - known, key=str)
+    if unknown:
+        raise check.fail(f"staff_hours.{unknown[0]}",
+                         f"unknown key (known: {', '.join(sorted(known))})")
+    days = set()
+    for i, day in enumerate(check.sequence(hours.get("days"), "staff_hours.days")):
+        if day not in WEEKDAYS:
+            raise check.fail(f"staff_hours.days[{i}]",
+                             f"{day!r} is not a day ({', '.join(WEEKDAYS)})")
+        days.add(WEEKDAYS.index(day))
+    if not days:
+        raise check.fail("staff_hours.days", "needs at least one day")
+    start = _clock(check, hours.get("from"), "staff_hours.from")
+    end = _clock(check, hours.get("to"), "staff_hours.to")
+    if end <= start:
+        raise check.fail("staff_hours.to", "must be later than staff_hours.from")
+    return StaffHours(frozenset(days), start, end)
+
+
 def load_config(path: Path | None = None) -> Config:
     path = Path(path) if path else find_config_path()
     try:
@@ -374,6 +439,7 @@ def load_config(path: Path | None = None) -> Config:
     known = {
         "community", "timezone", "default_language", "languages", "departments",
         "categories", "emergency_numbers", "notice_topics", "voice", "console",
+        "staff_hours",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -394,4 +460,5 @@ def load_config(path: Path | None = None) -> Config:
         locales_dir=locales_dir,
         voice=voice,
         console=_console_settings(check, raw.get("console")),
+        staff_hours=_staff_hours(check, raw.get("staff_hours")),
     )
