@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.commands import Commands
+    from flows.handover import Handover
     from flows.intents import Intents
     from flows.menu import MainMenu
     from flows.myrequests import MyRequests
@@ -23,7 +24,7 @@ def registry(assistant: Assistant) -> dict[str, Flow]:
     from flows.settings import Settings
 
     flows = [
-        Commands, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls, Rating,
+        Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls, Rating,
         ReportProblem, Settings,
     ]
     return {flow.name: flow(assistant) for flow in (cls for cls in flows)}

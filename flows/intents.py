@@ -140,8 +140,7 @@ class Intents:
                     else t("Voice replies are off."))
             ctx.show()
         elif intent == "talk_to_human":
-            ctx.main_menu(t("Staff cannot answer in this chat yet. Report the problem here and "
-                            "staff will handle it, or visit the residents' committee."))
+            flows["handover"].start(ctx)
         elif intent == "delete_my_data":
             flows["settings"].start(ctx, "forget")
         else:  # out_of_scope, and anything the model may add later

@@ -11,6 +11,7 @@ MENU_ENTRIES = [
     ("menu:requests", N_("My requests")),
     ("menu:notices", N_("Notices")),
     ("menu:polls", N_("Consultations")),
+    ("menu:staff", N_("Talk to staff")),
     ("menu:settings", N_("Settings")),
     ("menu:help", N_("Help")),
 ]
@@ -33,6 +34,8 @@ class MainMenu(Flow):
             self.assistant.flow("notices").start(ctx)
         elif payload == "menu:polls":
             self.assistant.flow("polls").start(ctx)
+        elif payload == "menu:staff":
+            self.assistant.flow("handover").start(ctx)
         elif payload == "menu:settings":
             self.assistant.flow("settings").start(ctx)
         elif payload == "menu:help":
