@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
+from bot.console.community import CommunityPages
 from bot.console.i18n import StaffTranslator
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.db import Database
@@ -108,7 +109,7 @@ class Masker:
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console:
+class Console(CommunityPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -369,6 +370,7 @@ class Console:
             *nlu_inbox.INTENTS, nlu_inbox.FALLBACK) else ""
         since, until = _day(q.get("from")), _day(q.get("to"))
         low, fallback = q.get("low") == "1", q.get("fallback") == "1"
+        handed_over = q.get("handover") == "1"
         where = [Turn.direction == "in"]
         if language:  # the resident's language now (their first turns may predate the choice)
             where.append(Resident.language == language)
@@ -382,6 +384,8 @@ class Console:
             where.append(Turn.confidence < nlu_inbox.LOW_CONFIDENCE)
         if fallback:
             where.append(Turn.intent == nlu_inbox.FALLBACK)
+        if handed_over:  # residents who wrote to staff ("talk to staff")
+            where.append(Turn.flow == "handover")
         with self.db.session() as session:
             rows = session.execute(
                 select(Resident, func.count(Turn.id), func.max(Turn.at))
@@ -397,7 +401,8 @@ class Console:
                            chosen={"language": language, "intent": intent,
                                    "from": q.get("from", "") if since else "",
                                    "to": q.get("to", "") if until else "",
-                                   "low": low, "fallback": fallback})
+                                   "low": low, "fallback": fallback,
+                                   "handover": handed_over})
 
     def _utc(self, day) -> datetime:
         local = datetime(day.year, day.month, day.day, tzinfo=self.config.tz)
@@ -516,6 +521,32 @@ class Console:
             ConsoleRoute("/nlu/exports/{export_id:int}", self.nlu_export_page, ("GET",),
                          "viewer", "nlu_export_page"),
             ConsoleRoute("/audit", self.audit_page, ("GET",), "admin", "audit"),
+            ConsoleRoute("/notices", self.notice_list, ("GET",), "viewer", "notices"),
+            ConsoleRoute("/notices/new", self.notice_new, ("GET",), "staff", "notice_new"),
+            ConsoleRoute("/notices", self.notice_create, ("POST",), "staff", "notice_create"),
+            ConsoleRoute("/notices/{item_id:int}", self.notice_page, ("GET",), "viewer",
+                         "notice"),
+            ConsoleRoute("/notices/{item_id:int}/publish", self.notice_publish, ("POST",),
+                         "staff", "notice_publish"),
+            ConsoleRoute("/notices/{item_id:int}/progress.json", self.notice_progress,
+                         ("GET",), "viewer", "notice_progress"),
+            ConsoleRoute("/polls", self.poll_list, ("GET",), "viewer", "polls"),
+            ConsoleRoute("/polls/new", self.poll_new, ("GET",), "staff", "poll_new"),
+            ConsoleRoute("/polls", self.poll_create, ("POST",), "staff", "poll_create"),
+            ConsoleRoute("/polls/{item_id:int}", self.poll_page, ("GET",), "viewer", "poll"),
+            ConsoleRoute("/polls/{item_id:int}/open", self.poll_action, ("POST",), "staff",
+                         "poll_open"),
+            ConsoleRoute("/polls/{item_id:int}/close", self.poll_action, ("POST",), "staff",
+                         "poll_close"),
+            ConsoleRoute("/polls/{item_id:int}/progress.json", self.poll_progress, ("GET",),
+                         "viewer", "poll_progress"),
+            ConsoleRoute("/handover", self.handover_queue, ("GET",), "viewer", "handover"),
+            ConsoleRoute("/handover/{resident_id:int}", self.handover_page, ("GET",), "viewer",
+                         "handover_conversation"),
+            ConsoleRoute("/handover/{resident_id:int}/answer", self.handover_answer, ("POST",),
+                         "staff", "handover_answer"),
+            ConsoleRoute("/handover/{resident_id:int}/hand-back", self.handover_back,
+                         ("POST",), "staff", "handover_back"),
         ]
 
     # the guard ----------------------------------------------------------------------------
