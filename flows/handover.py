@@ -46,15 +46,15 @@ class Handover(Flow):
 
     def __init__(self, assistant):
         super().__init__(assistant)
-        self.now: Callable[[], datetime] = utcnow  # tests set the clock here
+        # The clock the staff hours are read with (tests set it to a chosen moment).
+        self.now: Callable[[], datetime] = utcnow
 
     def start(self, ctx) -> None:
         t = ctx.t
-        now = self.now()
-        ctx.go(FLOW, "waiting", slots={"since": now.isoformat()}, show=False)
+        ctx.go(FLOW, "waiting", slots={"since": utcnow().isoformat()}, show=False)
         lines = [t("You are now writing to the community staff. "
                    "Type your message here. Staff will answer in this chat.")]
-        opening = opens_next(ctx.config, now)
+        opening = opens_next(ctx.config, self.now())
         if opening is not None:
             lines.append(t("Staff are not at work now. Someone will reply from {time}.",
                            time=t.datetime(opening)))
@@ -135,6 +135,8 @@ def queue(session: Session) -> list[Waiting]:
         answered = [row.created_at for row in answers(session, resident)]
         last_answer = max(answered) if answered else None
         unanswered = [turn.at for turn in said if last_answer is None or turn.at > last_answer]
+        if not said and not answered:  # asked for staff, wrote nothing yet: waiting all the same
+            unanswered = [_since(resident)]
         rows.append(Waiting(resident, _since(resident), said[-1] if said else None,
                             min(unanswered) if unanswered else None))
     rows.sort(key=lambda w: (w.waiting_since is None, w.waiting_since or w.since))

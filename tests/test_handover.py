@@ -138,7 +138,7 @@ def test_in_working_hours_staff_answer_and_hand_the_resident_back(app, db, assis
         assert ANSWER not in str(entries[0].detail)
 
 
-def test_outside_working_hours_the_resident_is_told_when_someone_will_reply(assistant):
+def test_outside_working_hours_the_resident_is_told_when_someone_will_reply(app, assistant):
     at(assistant, SATURDAY_8PM)
     resident = _asks_for_staff(assistant, language="en")
     t = assistant.catalogs.translator("en")
@@ -152,6 +152,11 @@ def test_outside_working_hours_the_resident_is_told_when_someone_will_reply(assi
     assert zh("Staff are not at work now. Someone will reply from {time}.",
               time=zh.datetime(MONDAY_0830)) in chinese.text
     assert "11月30日" in chinese.text
+    # The messages wait in the queue for Monday; one who wrote nothing yet waits too.
+    resident.send("The lift is stuck again")
+    queue = logged_in(app, "sam").get("/handover").text
+    assert "The lift is stuck again" in queue and "no message yet" in queue
+    assert "answered" not in queue
 
 
 def test_the_resident_goes_back_to_the_assistant_with_the_button(assistant):
