@@ -229,3 +229,25 @@ def test_the_console_pages_speak_chinese_to_chinese_staff(app, db):
     assert "撰写通知" in staff.get("/notices").text
     assert "创建征询" in staff.get("/polls").text
     assert "人工服务" in staff.get("/handover").text
+
+
+def test_a_draft_is_edited_until_it_is_published(app, db):
+    staff = logged_in(app, "sam")
+    staff.get("/notices/new")
+    notice_id = _notice_id(staff.post("/notices", NOTICE_FORM))
+    form = staff.get(f"/notices/{notice_id}/edit").text
+    assert NOTICE_FORM["body_en"] in form and f'action="/notices/{notice_id}/edit"' in form
+    changed = {**NOTICE_FORM, "title_mn": "Ахмадын үзлэг", "summary_mn": "Үнэгүй үзлэг.",
+               "body_mn": "65-аас дээш насны оршин суугчид."}
+    assert _notice_id(staff.post(f"/notices/{notice_id}/edit", changed)) == notice_id
+    with db.session() as session:
+        assert sorted(session.get(Notice, notice_id).texts) == ["en", "mn", "zh_Hans"]
+    assert "Монгол" not in re.search(r'id="missing">(.*?)</p>',
+                                     staff.get(f"/notices/{notice_id}").text).group(1)
+    staff.post(f"/notices/{notice_id}/publish")
+    assert staff.get(f"/notices/{notice_id}/edit").status_code == 409
+    assert staff.post(f"/notices/{notice_id}/edit", NOTICE_FORM).status_code == 409
+    with db.session() as session:
+        assert "mn" in session.get(Notice, notice_id).texts
+    assert [e.action for e in _audit(db, "notice.edit")] == ["notice.edit"]
+    assert logged_in(app, "vic").get(f"/notices/{notice_id}/edit").status_code == 403

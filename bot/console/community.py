@@ -103,15 +103,32 @@ class CommunityPages:
                                default_language=self.config.default_language)
 
     def notice_new(self, request: HttpRequest, draft: Draft | None = None,
-                   error: str | None = None) -> Response:
+                   error: str | None = None, notice_id: int | None = None) -> Response:
         return self.render(request, "notice_form.html", draft=draft or Draft(), error=error,
+                           action=f"/notices/{notice_id}/edit" if notice_id else "/notices",
                            topics=self.config.notice_topics, languages=self.config.languages,
                            parts=NOTICE_PARTS, default_language=self.config.default_language,
                            max_title=MAX_TITLE, status_code=400 if error else 200)
 
+    def notice_edit_page(self, request: HttpRequest) -> Response:
+        notice_id = request.path_params["item_id"]
+        t = self._t(request)
+        with self.db.session() as session:
+            notice = session.get(Notice, notice_id)
+            if notice is None:
+                return self.refuse(request, 404, t("Not found."))
+            if notice.published_at is not None:
+                return self.refuse(request, 409, t("A published notice cannot be changed."))
+            values = {"topic": notice.topic, "expires": self.when(notice.expires_at)[:10]}
+            for language, parts in (notice.texts or {}).items():
+                values.update({f"{part}_{language}": text for part, text in parts.items()})
+        return self.notice_new(request, Draft(values), notice_id=notice_id)
+
     def notice_create(self, request: HttpRequest) -> Response:
+        """Saves a new draft, or (at /notices/<id>/edit) changes a draft not yet published."""
         staff = request.state.staff
         t = self._t(request)
+        notice_id = request.path_params.get("item_id")
         draft = Draft({k: str(v) for k, v in request.state.form.items() if k != "csrf_token"})
         try:
             topic = draft.get("topic")
@@ -132,14 +149,24 @@ class CommunityPages:
                 if expires_at <= utcnow():
                     raise FormError(t("The expiry date has passed."))
         except FormError as exc:
-            return self.notice_new(request, draft, str(exc))
+            return self.notice_new(request, draft, str(exc), notice_id)
         with self.db.session() as session:
-            notice = Notice(topic=topic, texts=texts, expires_at=expires_at,
-                            source=f"console:{staff.name}")
-            session.add(notice)
-            session.flush()
+            if notice_id is None:
+                notice = Notice(topic=topic, texts=texts, expires_at=expires_at,
+                                source=f"console:{staff.name}")
+                session.add(notice)
+                session.flush()
+                action = "notice.add"
+            else:
+                notice = session.get(Notice, notice_id)
+                if notice is None:
+                    return self.refuse(request, 404, t("Not found."))
+                if notice.published_at is not None:
+                    return self.refuse(request, 409, t("A published notice cannot be changed."))
+                notice.topic, notice.texts, notice.expires_at = topic, texts, expires_at
+                action = "notice.edit"
             notice_id = notice.id
-            auth.audit(session, staff.name, "notice.add", f"notice:{notice_id}",
+            auth.audit(session, staff.name, action, f"notice:{notice_id}",
                        {"topic": topic, "languages": sorted(texts)})
         request.session["flash"] = t("Saved as a draft.")
         return RedirectResponse(f"/notices/{notice_id}", status_code=303)

@@ -157,6 +157,8 @@ ZH_HANS = {
     "required": "必填",
     "Save as draft": "保存为草稿",
     "Saved as a draft.": "已保存为草稿。",
+    "Edit the draft": "编辑草稿",
+    "A published notice cannot be changed.": "已发布的通知不能修改。",
     "Choose a topic.": "请选择主题。",
     "The default language ({language}) is required.": "默认语言（{language}）为必填。",
     "{language}: fill in every field, or leave them all empty.": "{language}：请填写全部字段，或全部留空。",
