@@ -15,6 +15,7 @@ from bot.models import Notice, OutboxMessage, Poll, Resident, utcnow
 from bot.services import notices as notice_service
 from tests.conftest import Chat, TerminalSession
 from tests.console_helpers import StaffClient, add_staff, console, logged_in
+from tests.test_console_browser import browser, log_in, screenshot, served  # noqa: F401
 
 TOPIC = "elderly_care"
 NOTICE_FORM = {
@@ -251,3 +252,35 @@ def test_a_draft_is_edited_until_it_is_published(app, db):
         assert "mn" in session.get(Notice, notice_id).texts
     assert [e.action for e in _audit(db, "notice.edit")] == ["notice.edit"]
     assert logged_in(app, "vic").get(f"/notices/{notice_id}/edit").status_code == 403
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_the_push_progress_updates_itself_in_the_browser(config, db, assistant,
+                                                         browser):  # noqa: F811 (fixture)
+    """Chromium: publish from the page, then the table follows the outbox without a reload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _subscribe(assistant, "lin", "en")
+    add_staff(db, "zhang", "staff", language="zh_Hans")
+    app = console(config, db)
+    staff = logged_in(app, "zhang")
+    staff.get("/notices/new")
+    notice_id = _notice_id(staff.post("/notices", NOTICE_FORM))
+
+    def cell(status: str) -> str:
+        return browser.find_element(
+            By.CSS_SELECTOR, f'tr[data-channel="terminal"] td[data-status="{status}"]').text
+
+    with served(app) as base:
+        log_in(browser, base, "zhang")
+        browser.get(f"{base}/notices/{notice_id}")
+        browser.find_element(By.CSS_SELECTOR, f'form[action="/notices/{notice_id}/publish"] '
+                                              "button").click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "progress"))
+        assert cell("pending") == "1" and cell("sent") == "0"
+        TerminalSession(assistant, "lin").send("/menu")  # the resident takes the notice
+        WebDriverWait(browser, 10).until(lambda d: cell("sent") == "1")
+        assert cell("pending") == "0"
+        assert "推送进度" in browser.page_source
+        screenshot(browser, "notice-progress")

@@ -72,6 +72,12 @@ class CommunityPages:
     def _local_to_utc(self, value: datetime) -> datetime:
         return value.replace(tzinfo=self.config.tz).astimezone(timezone.utc).replace(tzinfo=None)
 
+    def _topic_name(self, request: HttpRequest):
+        language = request.state.staff.language
+        names = {tp.id: tp.names.get(language) or tp.names[self.config.default_language]
+                 for tp in self.config.notice_topics}
+        return lambda topic: names.get(topic, topic)
+
     def _missing(self, texts: dict) -> list[str]:
         return [lang for lang in self.config.language_ids if lang not in (texts or {})]
 
@@ -100,6 +106,7 @@ class CommunityPages:
                      push_progress(session, notice_service.delivery_prefix(n.id))["total"])
                     for n in notice_service.staff_list(session)]
             return self.render(request, "notices.html", rows=rows,
+                               topic_name=self._topic_name(request),
                                default_language=self.config.default_language)
 
     def notice_new(self, request: HttpRequest, draft: Draft | None = None,
@@ -179,6 +186,7 @@ class CommunityPages:
                 return self.refuse(request, 404, self._t(request)("Not found."))
             return self.render(
                 request, "notice.html", notice=notice, state=notice_state(notice, utcnow()),
+                topic_name=self._topic_name(request),
                 missing=self._missing(notice.texts), languages=self.config.languages,
                 parts=NOTICE_PARTS, statuses=PUSH_STATUSES,
                 progress=push_progress(session, notice_service.delivery_prefix(notice.id)),
