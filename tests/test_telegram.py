@@ -103,6 +103,12 @@ class Resident_:
                     self.chat_id, data, self.language, keyboard.message_id))
         raise AssertionError(f"no button with {label_part!r} in {keyboard.buttons}")
 
+    async def onboard_in_english(self):
+        """/start, English, no voice: returns what the main menu's turn sent."""
+        sent = await self.says("/start")
+        sent = await self.press(sent, "English")
+        return await self.press(sent, "No")
+
     async def shares_location(self, latitude, longitude):
         return await self._after(lambda: self.fake.share_location(
             self.chat_id, latitude, longitude, self.language))
@@ -228,9 +234,7 @@ def test_forged_and_stale_buttons_get_the_current_step_again(config, db, fake):
     async def scenario():
         resident = Resident_(fake, db, language="en")
         async with Bot(config, db, fake):
-            sent = await resident.says("/start")
-            sent = await resident.press(sent, "English")
-            sent = await resident.press(sent, "No")
+            sent = await resident.onboard_in_english()
             menu = sent
             sent = await resident._after(lambda: fake.press(CHAT, "cat:facility_repair", "en"))
             assert "expired" in texts(sent)
@@ -245,9 +249,7 @@ def test_stickers_edits_and_groups_get_a_gentle_answer(config, db, fake):
     async def scenario():
         resident = Resident_(fake, db, language="en")
         async with Bot(config, db, fake):
-            sent = await resident.says("/start")
-            sent = await resident.press(sent, "English")
-            sent = await resident.press(sent, "No")
+            sent = await resident.onboard_in_english()
             step = sent[-1].buttons
             sent = await resident._after(lambda: fake.send_sticker(CHAT, "en"))
             assert "not this kind of message" in texts(sent)
@@ -271,9 +273,7 @@ def test_senior_mode_uses_a_reply_keyboard_whose_labels_press_the_buttons(config
     async def scenario():
         resident = Resident_(fake, db, language="en")
         async with Bot(config, db, fake):
-            sent = await resident.says("/start")
-            sent = await resident.press(sent, "English")
-            sent = await resident.press(sent, "No")
+            sent = await resident.onboard_in_english()
             with db.session() as session:
                 session.execute(select(Resident)).scalar_one().senior_mode = True
             sent = await resident.says("/menu")
