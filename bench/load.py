@@ -122,10 +122,20 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     latencies: list[float] = []
     problems: list[tuple] = []
     started = time.monotonic()
+
+    async def progress():
+        while True:
+            await asyncio.sleep(10)
+            done = len(latencies) + len(problems)
+            print(f"  {done}/{residents * messages} messages answered or timed out "
+                  f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    reporter = asyncio.create_task(progress())
     await asyncio.gather(*(
         resident(fake, 10_000 + i, LANGUAGES[i % 6], script(LANGUAGES[i % 6], messages),
                  waiters, latencies, problems, timeout)
         for i in range(residents)))
+    reporter.cancel()
     seconds = time.monotonic() - started
     fake.on_sent = None
     for chat, value, problem in problems[:10]:
