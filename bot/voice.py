@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 import unicodedata
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def _to_opus(samples: np.ndarray, rate: int) -> tuple[bytes, float]:
     return out.getvalue(), len(samples) / OPUS_SAMPLE_RATE
 
 
-class Engine:
+class Engine(ABC):
     """A speech synthesiser for one voice. Subclasses fill in `synthesize`."""
 
     mime = "audio/ogg"
@@ -210,9 +211,9 @@ class Engine:
         """The speed setting as it goes into the cache key."""
         return "slow" if slow else "normal"
 
+    @abstractmethod
     def synthesize(self, text: str, slow: bool) -> tuple[bytes, float]:
         """(audio file bytes, seconds). Raises EngineFailed."""
-        raise NotImplementedError
 
 
 class _RedirectedGtts(gTTS):
