@@ -87,22 +87,29 @@ def with_c(pipeline: Path, c: float) -> None:
     pipeline.write_text(text, encoding="utf-8")
 
 
+def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
+    """Trains on four fifths of the training files; the intent rankings of the held-out fifth
+    and their true intents."""
+    with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
+        folder = Path(tmp)
+        held_out = []
+        for language in config.language_ids:
+            held_out += split(language, folder)
+        (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
+                                               encoding="utf-8")
+        print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
+        files = sorted(folder.glob("*.yml"))
+        agent, _ = train_and_load(folder, files, "tune", adjust=adjust)
+        rankings = parse_all(agent, [t for t, _ in held_out])
+    return rankings, [intent for _, intent in held_out]
+
+
 def compare_c(values: list[float]) -> None:
     config = load_config()
     print("| C | best threshold | utility | answered | top-1 accuracy |")
     print("|---|---|---|---|---|")
     for c in values:
-        with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
-            folder = Path(tmp)
-            held_out = []
-            for language in config.language_ids:
-                held_out += split(language, folder)
-            (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
-                                                   encoding="utf-8")
-            files = sorted(folder.glob("*.yml"))
-            agent, _ = train_and_load(folder, files, "tune", adjust=lambda p, c=c: with_c(p, c))
-            rankings = parse_all(agent, [t for t, _ in held_out])
-        gold = [intent for _, intent in held_out]
+        rankings, gold = rank_held_out(config, adjust=lambda p, c=c: with_c(p, c))
         best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
                    key=lambda r: r[1])
         top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
@@ -114,19 +121,7 @@ def main() -> None:
     if "--C" in sys.argv:
         compare_c([float(v) for v in sys.argv[sys.argv.index("--C") + 1:]])
         return
-    config = load_config()
-    with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
-        folder = Path(tmp)
-        held_out = []
-        for language in config.language_ids:
-            held_out += split(language, folder)
-        (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
-                                               encoding="utf-8")
-        print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
-        files = sorted(folder.glob("*.yml"))
-        agent, _ = train_and_load(folder, files, "tune")
-        rankings = parse_all(agent, [t for t, _ in held_out])
-    gold = [intent for _, intent in held_out]
+    rankings, gold = rank_held_out(load_config())
     results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
     best = max(results, key=lambda r: r[2])
     print("| threshold | ambiguity | utility | answered | accuracy when answered |")
