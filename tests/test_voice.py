@@ -17,7 +17,7 @@ import pytest
 import soundfile
 import yaml
 
-from bot.config import PROJECT_ROOT, VOICE_SCRIPTS, Config, ConfigError, load_config
+from bot.config import PROJECT_ROOT, VOICE_SCRIPTS, Config, load_config
 from bot.voice import (
     Audio,
     EspeakEngine,
@@ -28,6 +28,7 @@ from bot.voice import (
     speakable,
 )
 from tests.fake_gtts import FakeGoogleTranslate
+from tests.test_config import broken as broken_config
 
 MANDARIN = "您的报修已受理，工作人员会尽快联系您。"
 TRADITIONAL = "您的報修已受理，工作人員會盡快聯繫您。"
@@ -383,15 +384,8 @@ def test_speaking_does_not_hold_up_the_event_loop(voice_config, google):
 # The voice section of config.yml
 
 def broken(tmp_path, change) -> str:
-    raw = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
-    change(raw["voice"])
-    path = tmp_path / "config.yml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ConfigError) as error:
-        load_config(path)
-    message = str(error.value)
-    assert message.startswith(str(path)), message
-    return message
+    """tests/test_config.py's check, with `change` applied to the voice section."""
+    return broken_config(tmp_path, lambda raw: change(raw["voice"]))
 
 
 def test_engine_chains_come_from_config_yml(voice_config, voice):
