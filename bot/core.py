@@ -42,6 +42,9 @@ class Reply:
     language: str = ""
     source: str | None = None  # the msgid, when the text is one fixed message (voice clips)
     secret: bool = False  # a ballot's choice or receipt: not logged, not spoken, not kept
+    # The same text for everyone who gets it (a notice, a poll's results): its audio may be
+    # cached. A fixed message (`source`) is shared too; anything else may quote the resident.
+    shared: bool = False
 
 
 @dataclass
@@ -148,7 +151,7 @@ class Context:
 
     # --- output ------------------------------------------------------------------------
     def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False,
-            secret: bool = False):
+            secret: bool = False, shared: bool = False):
         self.replies.append(
             Reply(
                 text=text,
@@ -158,6 +161,7 @@ class Context:
                 language=self.t.language,
                 source=self.t.source_of(text),
                 secret=secret,
+                shared=shared,
             )
         )
 
@@ -200,6 +204,9 @@ def voice_payload(t: Translator, resident: Resident, replies: list[Reply]) -> di
         "language": t.language,
         "slow": bool(resident.senior_mode),
         "source": replies[0].source if len(replies) == 1 else None,
+        # Only audio of shared text is cached: a reply quoting a resident's words, address or
+        # request is spoken afresh each time and never written to disk (nothing for /forget).
+        "cache": all(reply.shared or reply.source for reply in replies),
         "note": t("There is no voice for this language yet, so this answer is in text only."),
     }
 

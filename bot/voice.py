@@ -348,14 +348,17 @@ class Voice:
         return [e if isinstance(e, str) else e.name for e in self._chains.get(language, [])]
 
     async def speak(self, text: str, language: str, *, slow: bool = False,
-                    clip_id: str | None = None) -> Audio | None:
+                    clip_id: str | None = None, cache: bool = True) -> Audio | None:
         """The reply as audio, or None when no engine can speak it (then send text only).
 
         clip_id names a staff recording of the reply's fixed message (see `clip_id()`); None
-        when the reply is not one fixed message. Runs in a thread: the event loop never waits."""
-        return await asyncio.to_thread(self._speak, text, language, slow, clip_id)
+        when the reply is not one fixed message. cache=False for a text that may quote a
+        resident (their request, their words): it is neither looked up nor written to the
+        cache. Runs in a thread: the event loop never waits."""
+        return await asyncio.to_thread(self._speak, text, language, slow, clip_id, cache)
 
-    def _speak(self, text: str, language: str, slow: bool, clip: str | None) -> Audio | None:
+    def _speak(self, text: str, language: str, slow: bool, clip: str | None,
+               cache: bool = True) -> Audio | None:
         spoken = speakable(text, self.max_characters)
         has_words = any(ch.isalnum() for ch in spoken)
         for engine in self._chains.get(language, []):
@@ -367,8 +370,8 @@ class Voice:
             if not has_words or not engine.reads(spoken):
                 log.debug("voice: %s does not read this %s text", engine.name, language)
                 continue
-            path = self._cache_path(engine, language, slow, spoken)
-            audio = self._cached(path, engine, language)
+            path = self._cache_path(engine, language, slow, spoken) if cache else None
+            audio = self._cached(path, engine, language) if path else None
             if audio:
                 return audio
             if not engine.available():
@@ -387,7 +390,8 @@ class Voice:
                 continue
             log.debug("voice: %s spoke %.1f s of %s in %.2f s", engine.name, duration, language,
                       time.monotonic() - started)
-            self._store(path, data)
+            if path:
+                self._store(path, data)
             return Audio(data, engine.mime, duration, engine.name, language, cached=False)
         return None
 

@@ -45,7 +45,7 @@ def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> 
     lines += [texts["summary"],
               t("To read it in full, send {command} or open Notices in the main menu.",
                 command=f"/start notice_{notice.id}")]
-    reply = Reply(text="\n".join(lines), rtl=t.rtl, language=t.language)
+    reply = Reply(text="\n".join(lines), rtl=t.rtl, language=t.language, shared=True)
     payloads = [reply_payload(reply, resident)]
     if resident.voice_on and resident.channel in MEDIA_CHANNELS:
         payloads.append(voice_payload(t, resident, [reply]))
@@ -164,7 +164,7 @@ class Notices(Flow):
             ctx.button(t("Read the full text"), "n:full"),
             ctx.button(t("Back to notices"), "back"),
             self.menu_button(ctx),
-        ])
+        ], shared=True)
 
     def _full(self, ctx) -> None:
         t = ctx.t
@@ -177,7 +177,7 @@ class Notices(Flow):
             lines.append(untranslated_line(t, ctx.config))
         lines.append(texts["body"])
         ctx.say("\n".join(lines), [ctx.button(t("Back to notices"), "back"),
-                                   self.menu_button(ctx)])
+                                   self.menu_button(ctx)], shared=True)
 
     def _subs(self, ctx) -> None:
         t = ctx.t

@@ -102,7 +102,8 @@ def result_payloads(t: Translator, config, resident: Resident,
     from bot.core import Reply, voice_payload
     from bot.services.outbox import reply_payload
 
-    reply = Reply(text=results_text(t, config, outcome), rtl=t.rtl, language=t.language)
+    reply = Reply(text=results_text(t, config, outcome), rtl=t.rtl, language=t.language,
+                  shared=True)
     payloads = [reply_payload(reply, resident)]
     if resident.voice_on and resident.channel in MEDIA_CHANNELS:
         payloads.append(voice_payload(t, resident, [reply]))

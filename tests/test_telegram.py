@@ -175,8 +175,13 @@ def test_the_whole_request_loop_by_telegram_updates(config, db, fake):
             assert location_prompt.reply_markup["keyboard"][0][0]["request_location"] is True
             sent = await resident.shares_location(40.01234, 116.54321)
             assert "照片" in texts(sent)
+            cached = sorted(config.voice.cache_dir.rglob("*.*"))
+            assert cached, "fixed messages' audio is cached"
             sent = await resident.sends_photo(photo)
             assert "2 秒" in texts(sent) or "2秒" in texts(sent)  # the summary
+            # It is spoken, but audio quoting the resident's request is never kept on disk.
+            assert any(s.method == "sendVoice" for s in sent)
+            assert sorted(config.voice.cache_dir.rglob("*.*")) == cached
             sent = await resident.press(sent, "提交")
             assert "R-" in texts(sent)
 

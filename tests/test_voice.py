@@ -234,6 +234,43 @@ def test_invisible_formatting_is_not_spoken_and_does_not_miss_the_cache(voice, e
     assert [text for _, text, _ in espeak_runs] == ["ئىلتىماس R-000123 قوبۇل قىلىندى."]
 
 
+def test_a_reply_quoting_the_resident_is_spoken_but_never_written_to_the_cache(
+        voice, voice_config, espeak_runs):
+    """/forget erases a resident's words from the database: no audio of them may stay behind."""
+    personal = "Please check your request: the lift in building 3 is broken since Monday."
+    first = speak(voice, personal, "en", cache=False)
+    again = speak(voice, personal, "en", cache=False)
+    assert first is not None and (first.cached, again.cached) == (False, False)
+    assert len(espeak_runs) == 2
+    assert not [p for p in voice_config.voice.cache_dir.rglob("*") if p.is_file()]
+
+
+def test_only_fixed_messages_notices_and_results_are_marked_for_the_cache(voice_config):
+    from bot.core import Reply, voice_payload
+    from bot.i18n import Catalogs
+    from bot.models import Notice, Resident
+    from flows.notices import push_payloads
+
+    t = Catalogs(voice_config).translator("zh_Hans")
+    resident = Resident(channel="telegram", channel_user_id="1", language="zh_Hans",
+                        senior_mode=False, voice_on=True)
+    fixed_text = t("Cancelled. Nothing was saved.")
+    fixed = Reply(text=fixed_text, language="zh_Hans", source=t.source_of(fixed_text))
+    assert fixed.source and fixed_text != "Cancelled. Nothing was saved."
+    words = "请核对：3号楼的电梯从周一坏到现在。"  # a resident's own words in a reply
+    personal = Reply(text=words, language="zh_Hans", source=t.source_of(words))
+    shared = Reply(text="社区食堂下月开业。", language="zh_Hans", shared=True)
+    assert voice_payload(t, resident, [fixed])["cache"] is True
+    assert voice_payload(t, resident, [shared, fixed])["cache"] is True
+    assert voice_payload(t, resident, [personal])["cache"] is False
+    assert voice_payload(t, resident, [fixed, personal])["cache"] is False
+
+    notice = Notice(id=7, topic="elderly_care", texts={
+        "zh_Hans": {"title": "助餐", "summary": "社区食堂下月开业。", "body": "详见公告。"}})
+    *_, spoken = push_payloads(t, voice_config, resident, notice)
+    assert spoken["voice"] and spoken["cache"] is True
+
+
 def test_long_text_is_cut_at_a_sentence_end_and_lines_end_in_a_pause():
     text = "This sentence is forty characters long. " * 50
     cut = speakable(text, 1000)

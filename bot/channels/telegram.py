@@ -284,7 +284,7 @@ class TelegramTransport:
             source = payload.get("source")
             audio = await self.voice.speak(
                 payload["text"], payload["language"], slow=bool(payload.get("slow")),
-                clip_id=clip_id(source) if source else None)
+                clip_id=clip_id(source) if source else None, cache=bool(payload.get("cache")))
         if audio is None:
             await self.bot.send_message(chat_id=int(row.chat_id), text=payload["note"])
             return
