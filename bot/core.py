@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot import text as textutil
 from bot.config import Config
@@ -249,7 +250,7 @@ class Assistant:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
-                return await self._handle(incoming)
+                return await self._handle_fresh(incoming)
             except Exception:
                 if raise_errors:
                     raise
@@ -258,6 +259,17 @@ class Assistant:
             finally:
                 if not lock._waiters:  # nobody queued behind us: forget the lock
                     self._locks.pop(key, None)
+
+    async def _handle_fresh(self, incoming: Incoming, attempts: int = 3) -> list[Reply]:
+        """Runs the turn; again from the start if staff changed the resident meanwhile (the
+        turn's transaction was rolled back whole, its replies unsent)."""
+        for attempt in range(1, attempts):
+            try:
+                return await self._handle(incoming)
+            except StaleDataError:
+                log.info("resident changed during a turn on channel %s: running it again "
+                         "(attempt %d)", incoming.channel, attempt + 1)
+        return await self._handle(incoming)
 
     def apology_for(self, incoming: Incoming) -> list[Reply]:
         return self._apology(incoming)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config import Config
 from bot.models import Category, Department
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -59,6 +62,19 @@ class Database:
             raise
         finally:
             session.close()
+
+    def run(self, work: Callable[[Session], T], attempts: int = 3) -> T:
+        """`work` in a unit of work of its own; run again in a fresh one when a row it changed
+        was changed by someone else meanwhile (a resident's turn, see Resident.version)."""
+        for attempt in range(1, attempts):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except StaleDataError:
+                log.info("a row changed under a unit of work: running it again (attempt %d)",
+                         attempt + 1)
+        with self.session() as session:
+            return work(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

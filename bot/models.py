@@ -60,6 +60,12 @@ class Resident(Base):
     offered = Column(JSON, nullable=False, default=list)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     last_seen_at = Column(DateTime, nullable=False, default=utcnow)
+    # Bumped by every UPDATE, which only applies if nobody else changed the row since it was
+    # read (StaleDataError otherwise): a resident's turn and a staff action in the console
+    # (answer, hand back) never overwrite each other's state; the loser is run again.
+    version = Column(Integer, nullable=False, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Turn(Base):

@@ -138,6 +138,39 @@ def test_in_working_hours_staff_answer_and_hand_the_resident_back(app, db, assis
         assert ANSWER not in str(entries[0].detail)
 
 
+def test_a_hand_back_during_the_resident_s_turn_is_not_overwritten_by_it(app, db, assistant):
+    """Staff press "hand back" just after the resident's message was read in: the turn, which
+    loaded the resident before, must not write the old "handover" state over theirs."""
+    at(assistant, TUESDAY_10AM)
+    resident = _asks_for_staff(assistant)
+    resident_id = _resident_id(resident)
+    staff = logged_in(app, "sam")
+    staff.get(f"/handover/{resident_id}")
+    find = assistant._find_resident
+    handed_back = []
+
+    def find_then_staff_act(session, incoming):
+        found = find(session, incoming)
+        if not handed_back:  # the console commits between the turn's read and its write
+            response = staff.post(f"/handover/{resident_id}/hand-back")
+            handed_back.append(response.status_code)
+        return found
+
+    assistant._find_resident = find_then_staff_act
+    resident.send("好的，我等着")
+    assert handed_back == [303]
+    assert resident.state()[:2] == ("menu", "main")  # the staff's change stands
+    # The turn ran again on the fresh state: the resident is told they are back.
+    assert resident.t("The staff have handed you back to the assistant.") in resident.text
+    with db.session() as session:
+        said = session.execute(select(Turn.flow).where(
+            Turn.resident_id == resident_id, Turn.direction == "in",
+            Turn.text == "好的，我等着")).scalars().all()
+        # Recorded once, by the run that counted: not as a message to staff who have already
+        # left (nobody would ever read it there), but as the first words back in the menu.
+        assert said == ["menu"]
+
+
 def test_outside_working_hours_the_resident_is_told_when_someone_will_reply(app, assistant):
     at(assistant, SATURDAY_8PM)
     resident = _asks_for_staff(assistant, language="en")

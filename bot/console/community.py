@@ -380,10 +380,12 @@ class CommunityPages:
         text = str(request.state.form.get("answer", ""))
         t = self._t(request)
         try:
-            with self.db.session() as session:
+            def send(session):
                 handover.answer(session, self.catalogs, resident_id, text)
                 auth.audit(session, staff.name, "handover.answer", f"resident:{resident_id}",
                            {"characters": len(text.strip())})
+
+            self.db.run(send)
             request.session["flash"] = t("Answer sent.")
         except handover.HandoverError as exc:
             request.session["flash"] = t(str(exc), limit=handover.MAX_ANSWER)
@@ -394,9 +396,11 @@ class CommunityPages:
         resident_id = request.path_params["resident_id"]
         t = self._t(request)
         try:
-            with self.db.session() as session:
+            def give_back(session):
                 handover.hand_back(session, self.catalogs, resident_id)
                 auth.audit(session, staff.name, "handover.hand_back", f"resident:{resident_id}")
+
+            self.db.run(give_back)
             request.session["flash"] = t("Handed back to the assistant.")
             return RedirectResponse("/handover", status_code=303)
         except handover.HandoverError as exc:
