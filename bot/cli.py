@@ -62,7 +62,11 @@ def cmd_serve(args) -> int:
     from bot.console.app import create_app
     from bot.voice import Voice
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a malformed LINLI_TELEGRAM_* variable
+        print(f"linli serve: {exc}", file=sys.stderr)
+        return 2
     if settings is None:
         print("LINLI_TELEGRAM_TOKEN is not set: serving the staff console only (the token "
               "comes from @BotFather)", file=sys.stderr)

@@ -1,8 +1,9 @@
 """A small Telegram Bot API server on 127.0.0.1 for tests: the real protocol, a fake Telegram.
 
 It runs in its own thread and event loop, so a test drives it from plain code. Residents' actions
-are queued as updates (served by getUpdates, long polling included); everything the bot sends is
-recorded per chat. Faults can be scripted per method: a 429 with retry_after, a 500, a delay, or
+are queued as updates (served by getUpdates, long polling included, or POSTed one by one to the
+bot's webhook once it sets one, again until it answers 2xx, as Telegram does); everything the
+bot sends is recorded per chat. Faults can be scripted per method: a 429 with retry_after, a 500, a delay, or
 a dropped connection.
 """
 
@@ -62,6 +63,11 @@ class FakeBotAPI:
         self.commands: dict[str | None, list[dict]] = {}
         self.blocked: set[int] = set()  # chats whose user blocked the bot
         self.on_sent = None  # called (in the server's thread) with each Sent, for benchmarks
+        self.webhook: dict | None = None  # {"url", "secret"} once the bot set one
+        self.webhook_calls: list[tuple[int, int]] = []  # (update_id, HTTP status; 0: no answer)
+        self.on_webhook_answer = None  # called (in the server's thread) with each call's status
+        self.webhook_retry = 0.3  # seconds before an update the bot did not take is sent again
+        self._delivery: asyncio.Task | None = None
         self._acked = 0
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -267,7 +273,45 @@ class FakeBotAPI:
         return BOT_USER
 
     async def _api_deleteWebhook(self, params):
+        self.webhook = None
         return True
+
+    async def _api_setWebhook(self, params):
+        self.webhook = {"url": params["url"], "secret": params.get("secret_token")}
+        if self._delivery is None or self._delivery.done():
+            self._delivery = asyncio.create_task(self._deliver())
+        return True
+
+    async def _deliver(self) -> None:
+        """Telegram's side of a webhook: each update in turn, again until answered 2xx."""
+        from aiohttp import ClientError, ClientSession, ClientTimeout
+
+        async with ClientSession(timeout=ClientTimeout(total=10)) as http:
+            while self.webhook is not None:
+                async with self._new_update:
+                    ready = [u for u in self.updates if u["update_id"] >= self._acked]
+                    if not ready:
+                        try:
+                            await asyncio.wait_for(self._new_update.wait(), 0.5)
+                        except asyncio.TimeoutError:
+                            pass
+                        continue
+                update, hook = ready[0], self.webhook
+                headers = ({"X-Telegram-Bot-Api-Secret-Token": hook["secret"]}
+                           if hook["secret"] else {})
+                try:
+                    async with http.post(hook["url"], json=update, headers=headers) as response:
+                        status = response.status
+                except (ClientError, asyncio.TimeoutError, OSError):
+                    status = 0
+                with self._lock:
+                    self.webhook_calls.append((update["update_id"], status))
+                if self.on_webhook_answer is not None:
+                    self.on_webhook_answer(update["update_id"], status)
+                if 200 <= status < 300:
+                    self._acked = max(self._acked, update["update_id"] + 1)
+                else:
+                    await asyncio.sleep(self.webhook_retry)
 
     async def _api_setMyCommands(self, params):
         with self._lock:
@@ -275,6 +319,11 @@ class FakeBotAPI:
         return True
 
     async def _api_getUpdates(self, params):
+        if self.webhook is not None:
+            return web.json_response({"ok": False, "error_code": 409, "description":
+                                      "Conflict: can't use getUpdates method while webhook is "
+                                      "active; use deleteWebhook to delete the webhook first"},
+                                     status=409)
         # As Telegram does: an offset confirms every update below it, which is then gone for
         # good, even for a later process that asks without an offset.
         self._acked = max(self._acked, int(params.get("offset") or 0))

@@ -465,3 +465,116 @@ def test_an_update_stored_but_not_finished_runs_once_after_a_restart(config, db,
     asyncio.run(scenario())
     sent = fake.sent_to(CHAT)
     assert len(sent) == 1 and "English" in str(sent[0].buttons)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_in_webhook_mode_each_update_is_stored_before_telegram_hears_it_was_received(
+        config, db, fake):
+    """Telegram POSTs each update until it gets a 2xx: the 200 must mean "stored", so that a
+    process killed after it still runs the update (from the inbox) at its next start."""
+    import httpx
+
+    from bot.models import ChannelInbox
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/{fake.token.split(':')[0]}"
+    stored_at_answer: list[tuple[int, int, bool]] = []
+
+    def check_inbox(update_id: int, status: int) -> None:  # in the fake's thread, at the 200
+        with db.session() as session:
+            stored = session.get(ChannelInbox, (CHANNEL, update_id)) is not None
+        stored_at_answer.append((update_id, status, stored))
+
+    fake.on_webhook_answer = check_inbox
+
+    async def scenario():
+        settings = {"webhook_url": url, "webhook_port": port}
+        async with Bot(config, db, fake, settings=settings) as bot:
+            secret = bot.channel.settings.secret_token
+            assert fake.webhook == {"url": url, "secret": secret} and len(secret) == 64
+            resident = Resident_(fake, db)
+            sent = await resident.says("/start")
+            assert "English" in texts(sent) or any("English" in b for b, _ in sent[-1].buttons)
+            sent = await resident.press(sent, "English")
+            assert "read my replies" in texts(sent)
+            assert "getUpdates" not in {method for method, _ in fake.calls}  # no polling
+
+            # Anyone can find the URL (its path is the bot's public id): without the secret
+            # token a call is refused and nothing is stored or run.
+            forged = {"update_id": 900001, "message": {
+                "message_id": 1, "date": int(time.time()), "text": "/start",
+                "chat": {"id": 4040, "type": "private"},
+                "from": {"id": 4040, "is_bot": False, "first_name": "Mallory"}}}
+            async with httpx.AsyncClient() as http:
+                for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+                    response = await http.post(url, json=forged, headers=headers)
+                    assert response.status_code == 403
+                assert (await http.post(url, content=b"{not json",
+                                        headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+                        ).status_code == 400
+                # Telegram sending an update again (it missed our answer) runs it once.
+                first = fake.updates[0]
+                again = await http.post(url, json=first,
+                                        headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+                assert again.status_code == 200
+            await asyncio.sleep(1.0)
+            assert fake.sent_to(4040) == []
+            assert sum("Choose your language" in (s.text or "") or "English" in str(s.buttons)
+                       for s in fake.sent_to(CHAT)) == 1
+
+    asyncio.run(scenario())
+    with db.session() as session:
+        assert session.execute(select(Resident).where(
+            Resident.channel_user_id == "4040")).first() is None
+        assert session.get(ChannelInbox, (CHANNEL, 900001)) is None
+    answered = [(u, stored) for u, status, stored in stored_at_answer if status == 200]
+    assert [u for u, _ in answered] == [u["update_id"] for u in fake.updates]
+    assert all(stored for _, stored in answered), stored_at_answer
+
+
+def test_a_webhook_update_taken_but_not_run_is_run_at_the_next_start(config, db, fake):
+    """Answered 200, then the process stopped before the turn: the next start runs it."""
+    from bot.channels.telegram import Inbox
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/{fake.token.split(':')[0]}"
+    settings = {"webhook_url": url, "webhook_port": port}
+
+    async def scenario():
+        resident = Resident_(fake, db)
+        async with Bot(config, db, fake, settings=settings):
+            await resident.onboard_in_english()
+        # What a process killed right after its 200 leaves behind: stored, not processed.
+        fake.webhook = None  # (the fake's delivery loop ends)
+        await asyncio.sleep(1.0)
+        fake.send_text(CHAT, "/help", "en")
+        stored = fake.updates[-1]
+        fake._acked = stored["update_id"] + 1  # Telegram had its 200: it never sends it again
+        Inbox(db).store([stored], None)
+        before = len(fake.sent_to(CHAT))
+        async with Bot(config, db, fake, settings=settings):
+            await asyncio.sleep(1.5)
+        assert len(fake.sent_to(CHAT)) > before, "the stored update was run"
+        assert not [u for u, _ in fake.webhook_calls if u == stored["update_id"]]
+
+    asyncio.run(scenario())
+
+
+def test_a_webhook_secret_telegram_would_refuse_stops_linli_serve_with_a_clear_line(env, fake):
+    from tests.conftest import run_cli
+
+    bad = {**env, "LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root,
+           "LINLI_TELEGRAM_WEBHOOK_URL": "https://linli.example.org/123456",
+           "LINLI_TELEGRAM_WEBHOOK_SECRET": "not allowed: spaces"}
+    result = run_cli(bad, "serve", "--port", "0")
+    assert result.returncode == 2
+    assert "LINLI_TELEGRAM_WEBHOOK_SECRET may hold only letters, digits" in result.stderr
+    assert "Traceback" not in result.stderr and fake.token not in result.stderr
+    assert fake.calls == []  # stopped before talking to Telegram

@@ -8,21 +8,34 @@ resident's news. Only private chats are served.
 Environment: LINLI_TELEGRAM_TOKEN (required), LINLI_TELEGRAM_BASE_URL (the Bot API's address,
 default https://api.telegram.org; a local server in tests), LINLI_TELEGRAM_WEBHOOK_URL (webhook
 mode instead of long polling), LINLI_TELEGRAM_WEBHOOK_LISTEN / _PORT / _SECRET.
+
+Every update is stored in the channel_inbox table before Telegram is told it was received
+(the next getUpdates offset, or the webhook's 200), and marked processed by its turn, so a
+process killed in between runs it at its next start (`replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 import os
 import re
+import socket
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+from starlette.routing import Route
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -51,6 +64,9 @@ DEFAULT_API = "https://api.telegram.org"
 MAX_TEXT = 4096  # Telegram's limit for one message
 MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CALLBACK_LIMIT = 64  # bytes of callback data Telegram accepts
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
+INBOX_KEEP_SECONDS = 24 * 3600  # webhook mode: processed ids kept this long against resends
 NUMBERED = re.compile(r"^(\d{1,2})\. ")
 
 
@@ -65,12 +81,25 @@ class Settings:
     read_timeout: float = 15.0
     rate: float = 30.0  # messages a second overall: Telegram's limit for one bot
 
+    @property
+    def webhook_path(self) -> str:
+        """Where the webhook listens locally: the bot's id, as the public URL's path ends."""
+        return "/" + self.token.split(":")[0]
+
+    @property
+    def secret_token(self) -> str:
+        """What Telegram sends in every webhook call: LINLI_TELEGRAM_WEBHOOK_SECRET, else one
+        derived from the bot token (as secret as the token, the same after a restart)."""
+        if self.webhook_secret:
+            return self.webhook_secret
+        return hashlib.sha256(f"linli-webhook:{self.token}".encode()).hexdigest()
+
     @classmethod
     def from_env(cls) -> Settings | None:
         token = os.environ.get("LINLI_TELEGRAM_TOKEN", "").strip()
         if not token:
             return None
-        return cls(
+        settings = cls(
             token=token,
             api_root=os.environ.get("LINLI_TELEGRAM_BASE_URL", DEFAULT_API).rstrip("/"),
             webhook_url=os.environ.get("LINLI_TELEGRAM_WEBHOOK_URL") or None,
@@ -79,6 +108,10 @@ class Settings:
             webhook_secret=os.environ.get("LINLI_TELEGRAM_WEBHOOK_SECRET") or None,
             rate=float(os.environ.get("LINLI_TELEGRAM_RATE", "30")),
         )
+        if settings.webhook_secret and not SECRET_TOKEN.fullmatch(settings.webhook_secret):
+            raise ValueError("LINLI_TELEGRAM_WEBHOOK_SECRET may hold only letters, digits, _ "
+                             "and -, at most 256 of them (Telegram's rule)")
+        return settings
 
 
 class Inbox:
@@ -108,6 +141,15 @@ class Inbox:
                             for u in raw_updates
                             if isinstance(u, dict) and u.get("update_id") in fresh)
         return fresh
+
+    def prune(self, keep_seconds: float = INBOX_KEEP_SECONDS) -> None:
+        """Forgets processed updates received more than `keep_seconds` ago (webhook mode has no
+        offset to say Telegram will not send them again; it resends only for minutes)."""
+        cutoff = utcnow() - timedelta(seconds=keep_seconds)
+        with self.db.session() as session:
+            session.execute(delete(ChannelInbox).where(
+                ChannelInbox.channel == self.channel, ChannelInbox.received_at < cutoff,
+                ChannelInbox.processed_at.is_not(None)))
 
     def done(self, update_id: int) -> None:
         """For updates that led to no turn (a group, an ignored kind): processed now."""
@@ -163,17 +205,20 @@ class LenientBot(ExtBot):
             if fresh is not None and update_id not in fresh:
                 updates.append(Update(update_id=int(update_id or 0)))  # stored before: skip
                 continue
-            try:
-                update = Update.de_json(raw, self)
-            except Exception as exc:  # noqa: BLE001 - any unreadable update is handled the same way
-                log.warning("update %s could not be read (%s): keeping only who sent it",
-                            raw.get("update_id") if isinstance(raw, dict) else "?",
-                            type(exc).__name__)
-                update = self._readable_part(raw)
-            self.insert_callback_data(update)
-            updates.append(update)
+            updates.append(self.read_update(raw))
         return tuple(updates)
 
+    def read_update(self, raw) -> Update:
+        """One update as PTB reads it, or the part of it that can be read."""
+        try:
+            update = Update.de_json(raw, self)
+        except Exception as exc:  # noqa: BLE001 - any unreadable update is handled the same way
+            log.warning("update %s could not be read (%s): keeping only who sent it",
+                        raw.get("update_id") if isinstance(raw, dict) else "?",
+                        type(exc).__name__)
+            update = self._readable_part(raw)
+        self.insert_callback_data(update)
+        return update
 
     def _readable_part(self, raw: dict) -> Update:
         """A message's sender and chat without its content (the resident gets the gentle
@@ -296,6 +341,81 @@ class TelegramTransport:
 # --- incoming -------------------------------------------------------------------------------
 
 
+class Webhook:
+    """Telegram's webhook calls, each stored in the inbox before it is answered 200.
+
+    Telegram sends an update again until it gets a 2xx, so an answered update is a stored one:
+    a process killed after that runs it at its next start (`TelegramChannel.replay`), and a
+    database outage answers 503 so that Telegram keeps it. Calls without the secret token are
+    refused (the URL's path is only the bot's public id). Nothing of the body is logged.
+    PTB's own webhook server is not used: it hands updates over before anything is stored and
+    logs an unreadable update's whole body at CRITICAL.
+    """
+
+    def __init__(self, channel: TelegramChannel):
+        self.channel = channel
+        self.secret = channel.settings.secret_token.encode()
+        self.port = 0  # known once listening
+        self._server = None
+        self._task: asyncio.Task | None = None
+        self._pruned: float | None = None  # loop time of the last prune
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route(self.channel.settings.webhook_path, self.receive,
+                                       methods=["POST"])])
+
+    async def start(self, host: str, port: int) -> None:
+        from bot.console.server import start_server
+
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"the Telegram webhook could not listen on {host}:{port} "
+                          f"({exc.strerror})") from exc
+        self.port = sock.getsockname()[1]
+        self._server, self._task = await start_server(self.app(), sock)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            await self._task
+
+    async def receive(self, request: HttpRequest) -> Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self.secret):
+            log.warning("a webhook call without the secret token was refused")
+            return Response(status_code=403)
+        try:
+            raw = json.loads(await request.body())
+        except ValueError:
+            log.warning("a webhook call whose body is not JSON was refused")
+            return Response(status_code=400)
+        update_id = raw.get("update_id") if isinstance(raw, dict) else None
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            log.warning("a webhook call without an update id was ignored")
+            return Response(status_code=200)  # sending it again would not make it readable
+        inbox = self.channel.inbox
+        try:
+            fresh = await asyncio.to_thread(inbox.store, [raw], None)
+            now = asyncio.get_running_loop().time()
+            if self._pruned is None or now - self._pruned > 3600:
+                self._pruned = now
+                await asyncio.to_thread(inbox.prune)
+        except DBAPIError as exc:
+            log.warning("inbox unavailable (%s): Telegram will send update %d again",
+                        type(exc).__name__, update_id)
+            return Response(status_code=503)
+        if update_id in fresh:  # else: sent again, and already taken
+            app = self.channel.application
+            await app.update_queue.put(app.bot.read_update(raw))
+        return Response(status_code=200)
+
+
+
+
 class TelegramChannel:
     """Connects the Assistant to a Telegram bot: updates in, outbox out, news pushed."""
 
@@ -319,6 +439,7 @@ class TelegramChannel:
         self._tasks: list[asyncio.Task] = []
         self._groups_told: set[int] = set()
         self._flushes: set[asyncio.Task] = set()
+        self.webhook: Webhook | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -330,14 +451,11 @@ class TelegramChannel:
         await app.start()
         await self.replay()
         if self.settings.webhook_url:
-            await app.updater.start_webhook(
-                listen=self.settings.webhook_listen,
-                port=self.settings.webhook_port,
-                url_path=self.settings.token.split(":")[0],
-                webhook_url=self.settings.webhook_url,
-                secret_token=self.settings.webhook_secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
+            self.webhook = Webhook(self)
+            await self.webhook.start(self.settings.webhook_listen, self.settings.webhook_port)
+            await app.bot.set_webhook(self.settings.webhook_url,
+                                      secret_token=self.settings.secret_token,
+                                      allowed_updates=Update.ALL_TYPES)
         else:
             await app.updater.start_polling(poll_interval=0.0, timeout=30,
                                             allowed_updates=Update.ALL_TYPES,
@@ -355,6 +473,9 @@ class TelegramChannel:
         if self._flushes:
             await asyncio.gather(*self._flushes, return_exceptions=True)
         app = self.application
+        if self.webhook is not None:
+            await self.webhook.stop()  # later calls get no answer: Telegram sends them again
+            self.webhook = None
         if app.updater.running:
             await app.updater.stop()
         if app.running:
@@ -366,11 +487,7 @@ class TelegramChannel:
         """Runs the updates a stopped process had stored but not finished, oldest first."""
         pending = await asyncio.to_thread(self.inbox.unprocessed)
         for raw in pending:
-            try:
-                update = Update.de_json(raw, self.application.bot)
-            except Exception:  # noqa: BLE001
-                update = self.application.bot._readable_part(raw)
-            await self.on_update(update, None)
+            await self.on_update(self.application.bot.read_update(raw), None)
         if pending:
             log.warning("ran %d update(s) left unfinished by the last process", len(pending))
         return len(pending)

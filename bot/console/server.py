@@ -1,9 +1,10 @@
-"""Serves the console with uvicorn inside an asyncio program, until `stop` is set."""
+"""Serves the console (and the Telegram webhook) with uvicorn inside an asyncio program."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 import uvicorn
 
@@ -38,3 +39,18 @@ async def serve_console(app, host: str, port: int, stop: asyncio.Event) -> None:
         return
     server.should_exit = True
     await task
+
+
+async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asyncio.Task]:
+    """Serves `app` on an already bound socket (so a taken port is an OSError for the caller,
+    not uvicorn's exit); returns once it accepts connections. Stop it with `should_exit`."""
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            server_header=False)
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            raise OSError("the server stopped while starting")
+        await asyncio.sleep(0.02)
+    return server, task
