@@ -1,6 +1,6 @@
 """Load: simulated residents talk to a running `linli serve` through the fake Bot API server.
 
-    .venv/bin/python bench/load.py [--residents 1000] [--messages 20] > load.md
+    .venv/bin/python bench/load.py [--residents 1000] [--messages 20] [--profile F] > load.md
 
 Starts a PostgreSQL server (as the tests do), the fake Telegram Bot API server of tests/, and
 `linli serve` as a subprocess with the real NLU model (train it first: `linli nlu train`).
@@ -155,7 +155,7 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     }
 
 
-def run(residents: int, messages: int, timeout: float) -> dict:
+def run(residents: int, messages: int, timeout: float, profile: str | None = None) -> dict:
     server = PostgresServer().start()
     fake = FakeBotAPI().start()
     folder = Path(tempfile.mkdtemp(prefix="linli-load-"))
@@ -165,8 +165,11 @@ def run(residents: int, messages: int, timeout: float) -> dict:
     linli = [sys.executable, "-m", "bot.cli"]
     subprocess.run([*linli, "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
+    serve = [*linli, "serve"]
+    if profile:  # where the serving process spends its time (`python -m pstats F`)
+        serve = [sys.executable, "-m", "cProfile", "-o", profile, *serve[1:]]
     with (folder / "serve.log").open("w") as log:
-        process = subprocess.Popen([*linli, "serve"], env=env, cwd=ROOT,
+        process = subprocess.Popen(serve, env=env, cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=log)
         try:
             result = asyncio.run(drive(fake, process, residents, messages, timeout))
@@ -184,8 +187,10 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run `linli serve` under cProfile, its statistics to FILE")
     args = parser.parse_args()
-    result = run(args.residents, args.messages, args.timeout)
+    result = run(args.residents, args.messages, args.timeout, args.profile)
     print("| residents | messages | seconds | messages/s | p50 ms | p95 ms | p99 ms | "
           "unanswered | unexpected replies | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
