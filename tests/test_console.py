@@ -412,3 +412,19 @@ def test_staff_add_user_reads_the_password_from_standard_input(env, db, config):
     assert client.login("li.na", "a long enough password").status_code == 303
     listing = run_cli(env, "staff", "list")
     assert "li.na\tstaff" in listing.stdout
+
+
+@pytest.mark.parametrize("command", ["console", "serve"])
+def test_a_taken_port_is_one_clear_line_not_a_traceback(env, command):
+    import socket
+
+    assert run_cli(env, "db", "upgrade").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli({k: v for k, v in env.items() if not k.startswith("LINLI_TELEGRAM")},
+                         command, "--port", str(port), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"the staff console could not listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -27,13 +27,16 @@ CHAT = 5551234
 QUIET = 0.4  # seconds without a new message that end a turn's replies
 
 
-def closed_port_url() -> str:
+def _free_port() -> int:
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    return f"http://127.0.0.1:{_free_port()}"
 
 
 class Bot:
@@ -465,14 +468,6 @@ def test_an_update_stored_but_not_finished_runs_once_after_a_restart(config, db,
     asyncio.run(scenario())
     sent = fake.sent_to(CHAT)
     assert len(sent) == 1 and "English" in str(sent[0].buttons)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_in_webhook_mode_each_update_is_stored_before_telegram_hears_it_was_received(

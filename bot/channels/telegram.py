@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -355,7 +354,6 @@ class Webhook:
     def __init__(self, channel: TelegramChannel):
         self.channel = channel
         self.secret = channel.settings.secret_token.encode()
-        self.port = 0  # known once listening
         self._server = None
         self._task: asyncio.Task | None = None
         self._pruned: float | None = None  # loop time of the last prune
@@ -365,17 +363,9 @@ class Webhook:
                                        methods=["POST"])])
 
     async def start(self, host: str, port: int) -> None:
-        from bot.console.server import start_server
+        from bot.console.server import bind, start_server
 
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"the Telegram webhook could not listen on {host}:{port} "
-                          f"({exc.strerror})") from exc
-        self.port = sock.getsockname()[1]
+        sock = bind(host, port, "the Telegram webhook")
         self._server, self._task = await start_server(self.app(), sock)
 
     async def stop(self) -> None:

@@ -20,30 +20,22 @@ class _QuietServer(uvicorn.Server):
         return None
 
 
-async def serve_console(app, host: str, port: int, stop: asyncio.Event) -> None:
-    """Runs until `stop` is set, then finishes the requests in flight and returns.
-
-    No access log: paths carry tracking numbers and query strings carry filters.
-    """
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="off", server_header=False)
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:  # the server ended by itself (the port was taken…)
-        stopping.cancel()
-        await task
-        if not server.started:
-            raise OSError(f"the staff console could not listen on {host}:{port}")
-        return
-    server.should_exit = True
-    await task
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """A socket bound to host:port (0: any free port), or an OSError naming `what` and why.
+    Bound here, not by uvicorn, which answers a taken port with sys.exit inside the loop."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"{what} could not listen on {host}:{port} ({exc.strerror})") from exc
+    return sock
 
 
 async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asyncio.Task]:
-    """Serves `app` on an already bound socket (so a taken port is an OSError for the caller,
-    not uvicorn's exit); returns once it accepts connections. Stop it with `should_exit`."""
+    """Serves `app` on a bound socket; returns once it accepts connections. No access log:
+    paths carry tracking numbers and query strings carry filters. Stop it with `should_exit`."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             server_header=False)
     server = _QuietServer(config)
@@ -54,3 +46,13 @@ async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asynci
             raise OSError("the server stopped while starting")
         await asyncio.sleep(0.02)
     return server, task
+
+
+async def serve_console(app, host: str, port: int, stop: asyncio.Event) -> None:
+    """Runs until `stop` is set, then finishes the requests in flight and returns."""
+    server, task = await start_server(app, bind(host, port, "the staff console"))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await task
