@@ -321,7 +321,12 @@ class Assistant:
                 await self._route(ctx, cleaned)
 
             if ctx.resident not in session:  # /forget deleted the resident
-                return self._only_last_buttons(ctx.replies)
+                replies = self._only_last_buttons(ctx.replies)
+                if resident.channel in self.queued_channels:  # their chat is still told so
+                    outbox.enqueue(ctx.session, resident,
+                                   [outbox.reply_payload(r, resident) for r in replies],
+                                   erased=True)
+                return replies
             if resident.channel not in self.queued_channels:
                 ctx.replies += [outbox.payload_reply(row.payload)
                                 for row in self._take_outbox(session, resident)]

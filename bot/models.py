@@ -206,7 +206,9 @@ class OutboxMessage(Base):
     )
 
     id = Column(Integer, primary_key=True)
-    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"), nullable=False)
+    # Empty only for the reply to /forget: the resident is erased (with their other rows), the
+    # row that tells them so belongs to nobody.
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"))
     channel = Column(String(32), nullable=False)
     chat_id = Column(String(128), nullable=False)
     key = Column(String(160), unique=True)

@@ -573,3 +573,27 @@ def test_a_webhook_secret_telegram_would_refuse_stops_linli_serve_with_a_clear_l
     assert "LINLI_TELEGRAM_WEBHOOK_SECRET may hold only letters, digits" in result.stderr
     assert "Traceback" not in result.stderr and fake.token not in result.stderr
     assert fake.calls == []  # stopped before talking to Telegram
+
+
+def test_a_telegram_resident_who_erases_their_data_is_told_so_and_nothing_else_stays(
+        config, db, fake):
+    from bot.models import Turn
+
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake):
+            await resident.onboard_in_english()
+            sent = await resident.says("/forget")
+            sent = await resident.press(sent, "Yes")
+            assert "Your data has been erased" in texts(sent)
+            with db.session() as session:
+                assert session.execute(select(Resident)).first() is None
+                assert session.execute(select(Turn)).first() is None
+                rows = session.execute(select(OutboxMessage)).scalars().all()
+                # Only the goodbye, sent, and belonging to nobody.
+                assert [(r.resident_id, r.status) for r in rows] == [(None, "sent")]
+                assert "erased" in rows[0].payload["text"]
+            sent = await resident.says("/start")  # a new beginning: the language picker
+            assert "Please choose your language." in texts(sent)
+
+    asyncio.run(scenario())

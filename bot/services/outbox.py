@@ -56,11 +56,13 @@ def enqueue(
     *,
     kind: str = "reply",
     key: str | None = None,
+    erased: bool = False,
 ) -> list[OutboxMessage]:
     """Queues messages for the resident's chat, in order.
 
     With a `key`, the rows are keyed `key#0`, `key#1`, … and nothing is queued if that key was
     queued before (a notice reaches a resident once, however often publishing is run).
+    `erased`: the resident has just been deleted (/forget); the rows name only their chat.
     """
     if key is not None:
         exists = session.execute(
@@ -70,7 +72,7 @@ def enqueue(
             return []
     rows = [
         OutboxMessage(
-            resident_id=resident.id,
+            resident_id=None if erased else resident.id,
             channel=resident.channel,
             chat_id=resident.channel_user_id,
             key=f"{key}#{i}" if key is not None else None,
