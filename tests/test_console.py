@@ -394,6 +394,39 @@ def test_dashboard_figures_follow_docs_metrics(db, assistant, app):
     assert "100%" in page and "50%" in page and "67%" in page
 
 
+def test_the_dashboard_shows_messages_that_did_not_reach_residents(db, config, app):
+    """A reply Telegram refused for good, or one a crash interrupted, is counted for staff."""
+    from bot.models import OutboxMessage
+    from bot.services import outbox
+
+    telegram = Assistant(config, db, queued_channels=frozenset({"telegram"}))
+    for user in ("301", "302", "303"):
+        Chat(telegram, user, channel="telegram").onboard("zh_Hans")
+    with db.session() as session:
+        rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().all()
+        chats = {}
+        for row in rows:
+            chats.setdefault(row.chat_id, []).append(row.id)
+        outbox.claim(session, chats["301"][0])
+        outbox.fail(session, chats["301"][0], "Forbidden")  # the resident blocked the bot
+        outbox.claim(session, chats["302"][0])  # then the process died while sending it
+    with db.session() as session:
+        assert outbox.recover_interrupted(session, "telegram") == 1
+        for row_id in chats["303"]:
+            outbox.claim(session, row_id)
+            outbox.mark_sent(session, row_id)
+    with db.session() as session:
+        figures = metrics.compute(session, days=30)
+    waiting = len(rows) - len(chats["303"]) - 2
+    assert figures.deliveries == {"sent": len(chats["303"]), "failed": 1, "unconfirmed": 1,
+                                  "pending": waiting}
+    page = logged_in(app, "vic").get("/?days=30").text
+    assert f'<dd id="delivery-sent">{len(chats["303"])}</dd>' in page
+    assert '<dd id="delivery-failed">1</dd>' in page
+    assert '<dd id="delivery-unconfirmed">1</dd>' in page
+    assert f'<dd id="delivery-pending">{waiting}</dd>' in page
+
+
 def test_staff_add_user_reads_the_password_from_standard_input(env, db, config):
     done = run_cli(env, "staff", "add-user", "li.na", "--role", "staff",
                    input="a long enough password\n")

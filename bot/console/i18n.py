@@ -129,6 +129,12 @@ ZH_HANS = {
     "Voice notes among messages received": "收到的消息中语音留言",
     "Residents with spoken replies on": "开启语音播报的居民",
     "Requests described by voice": "以语音描述的诉求",
+    "Messages to residents": "发给居民的消息",
+    "Sent": "已发送",
+    "Waiting to be sent (or to be tried again)": "等待发送（或等待重试）",
+    "Failed for good (bot blocked, chat gone)": "发送失败（机器人被屏蔽或会话已不存在）",
+    "Interrupted while sending, not sent again (may not have arrived)":
+        "发送中断，未重发（可能未送达）",
     "NLU fallback rate per language": "各语言语义未识别率",
     "How each figure is counted: docs/metrics.md": "各项指标的计算方法见 docs/metrics.md",
     "Only admins see the audit log.": "只有管理员可以查看审计日志。",

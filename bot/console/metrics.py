@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import Request, Resident, Turn, utcnow
+from bot.models import OutboxMessage, Request, Resident, Turn, utcnow
 from bot.services.requests import OPEN_STATUSES
 
 RESPONSE_WINDOW = timedelta(hours=24)
@@ -50,6 +50,10 @@ class Figures:
     voice_replies: Rate = field(default_factory=lambda: Rate(0, 0))
     requests_with_voice: Rate = field(default_factory=lambda: Rate(0, 0))
     fallback_by_language: dict[str, Rate] = field(default_factory=dict)
+    # Messages written to residents in the period, by outbox status: pending (waiting, maybe
+    # for a retry), sent, failed (given up: bot blocked, chat gone…), unconfirmed (a crash
+    # while sending: not resent, so perhaps never seen).
+    deliveries: Counter = field(default_factory=Counter)
 
 
 def _first_response(request: Request) -> datetime | None:
@@ -128,4 +132,7 @@ def compute(session: Session, days: int = 90, now: datetime | None = None) -> Fi
         .where(*incoming, Turn.intent.isnot(None)).group_by(Turn.language)).all()
     figures.fallback_by_language = {(language or "?"): Rate(fallback, n)
                                     for language, n, fallback in parsed}
+    figures.deliveries = Counter(dict(session.execute(
+        select(OutboxMessage.status, func.count(OutboxMessage.id))
+        .where(OutboxMessage.created_at >= since).group_by(OutboxMessage.status)).all()))
     return figures
