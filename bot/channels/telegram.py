@@ -404,8 +404,6 @@ class Webhook:
         return Response(status_code=200)
 
 
-
-
 class TelegramChannel:
     """Connects the Assistant to a Telegram bot: updates in, outbox out, news pushed."""
 
