@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.community import CommunityPages
+from bot.console.http import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.i18n import StaffTranslator
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.db import Database
@@ -38,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "linli_console"
 SESSION_HOURS = 12
 PAGE_SIZE = 100
+MAX_PAGE = 100_000  # pages of PAGE_SIZE: further than any list goes
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; larger ones name nothing
 DAYS_CHOICES = (7, 30, 90, 365)
 
 
@@ -180,7 +183,7 @@ class Console(CommunityPages):
 
     # login --------------------------------------------------------------------------------
     def login_page(self, request: HttpRequest) -> Response:
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (the same page without its body)
             return self.render(request, "login.html", next=_safe_next(request.query_params))
         form = request.state.form
         name = str(form.get("name", ""))
@@ -368,7 +371,11 @@ class Console(CommunityPages):
         language = q.get("language") if q.get("language") in self.config.language_ids else ""
         intent = q.get("intent") if q.get("intent") in (
             *nlu_inbox.INTENTS, nlu_inbox.FALLBACK) else ""
-        since, until = _day(q.get("from")), _day(q.get("to"))
+        try:
+            since, until = _day(q.get("from")), _day(q.get("to"))
+        except ValueError:
+            return self.refuse(request, 400, StaffTranslator(request.state.staff.language)(
+                "Give dates as YYYY-MM-DD, between 1900 and 9998."))
         low, fallback = q.get("low") == "1", q.get("fallback") == "1"
         handed_over = q.get("handover") == "1"
         where = [Turn.direction == "in"]
@@ -410,7 +417,10 @@ class Console(CommunityPages):
 
     def transcript(self, request: HttpRequest) -> Response:
         resident_id = request.path_params["resident_id"]
-        page = max(_int(request.query_params.get("page"), 1), 1)
+        page = _page(request)
+        if page is None:
+            return self.refuse(request, 404, StaffTranslator(
+                request.state.staff.language)("No such page."))
         with self.db.session() as session:
             resident = session.get(Resident, resident_id)
             if resident is None:
@@ -484,7 +494,10 @@ class Console(CommunityPages):
 
     # audit --------------------------------------------------------------------------------
     def audit_page(self, request: HttpRequest) -> Response:
-        page = max(_int(request.query_params.get("page"), 1), 1)
+        page = _page(request)
+        if page is None:
+            return self.refuse(request, 404, StaffTranslator(
+                request.state.staff.language)("No such page."))
         with self.db.session() as session:
             entries = list(session.execute(
                 select(AuditEntry).order_by(AuditEntry.id.desc())
@@ -561,6 +574,11 @@ class Console(CommunityPages):
         async def endpoint(request: HttpRequest) -> Response:
             staff = await run_in_threadpool(self.current_staff, request)
             request.state.staff = staff
+            odd = _odd_input(request)
+            if odd is not None and (route.role is None or staff is not None):
+                t = StaffTranslator(staff.language if staff else _accept_language(request))
+                return self.refuse(request, odd, t("Not found.") if odd == 404 else
+                                   t("The address has a character that is not allowed."))
             if route.role is not None:
                 if staff is None:
                     if request.method == "GET":
@@ -613,6 +631,19 @@ def csrf_ok(request: HttpRequest, form) -> bool:
             and hmac.compare_digest(expected.encode(), given.encode()))
 
 
+def _odd_input(request: HttpRequest) -> int | None:
+    """404 for an id no row can have, 400 for a NUL character (PostgreSQL refuses it in text
+    and the driver would raise); None when the address is fine."""
+    for value in request.path_params.values():
+        if isinstance(value, int) and not 0 < value <= MAX_ID:
+            return 404
+        if isinstance(value, str) and "\x00" in value:
+            return 404
+    if any("\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()):
+        return 400
+    return None
+
+
 def _safe_next(params) -> str:
     """Only a path on this site: never `//elsewhere` or a full address."""
     target = str(params.get("next", "") or "/")
@@ -634,10 +665,19 @@ def _int(value, default: int) -> int:
 
 
 def _day(value):
-    try:
-        return datetime.strptime(value or "", "%Y-%m-%d").date()
-    except ValueError:
+    """A YYYY-MM-DD date, None when not given; ValueError when it is not one we can use."""
+    if not value:
         return None
+    day = datetime.strptime(value, "%Y-%m-%d").date()
+    if not 1900 <= day.year <= 9998:  # the ends of the calendar overflow once moved by a zone
+        raise ValueError(value)
+    return day
+
+
+def _page(request: HttpRequest) -> int | None:
+    """The ?page= asked for (1 when absent or not a number), None when it is past MAX_PAGE."""
+    page = max(_int(request.query_params.get("page"), 1), 1)
+    return page if page <= MAX_PAGE else None
 
 
 def _media_path(data_dir: Path, relative: str | None) -> Path | None:
@@ -704,7 +744,10 @@ def create_app(config: Config, db: Database) -> Starlette:
         Mount("/open311/v2", app=open311_app(config, db), name="open311"),
     ]
     app = Starlette(routes=routes, middleware=[
+        Middleware(TrustedProxies, proxies=config.console.trusted_proxies),
+        Middleware(BodyLimit, limit=config.console.max_form_bytes),
         Middleware(SecurityHeaders),
+        Middleware(SecureCookies, always=config.console.secure_cookie),
         Middleware(SessionMiddleware, secret_key=auth.secret_key(config.data_dir),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600,
                    same_site="lax", https_only=config.console.secure_cookie),

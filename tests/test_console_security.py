@@ -1,0 +1,262 @@
+"""The console under attack: forged proxy headers, huge bodies, odd input on every route,
+hostile Open311 text, what viewers see of phones and addresses, and staff accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from ipaddress import ip_network
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from bot.console.models import LoginAttempt
+from bot.console.server import serve_console
+from bot.models import Request
+from tests.conftest import Chat
+from tests.console_helpers import CSRF, PASSWORD, StaffClient, add_staff, console, logged_in
+
+OPEN311_KEY = "city-key-0123456789"
+
+
+@pytest.fixture
+def staffed(db):
+    add_staff(db, "ada", "admin")
+    add_staff(db, "sam", "staff")
+    add_staff(db, "vic", "viewer")
+    return db
+
+
+def _with_console(config, **changes):
+    return dataclasses.replace(config, console=dataclasses.replace(config.console, **changes))
+
+
+@contextmanager
+def served(app):
+    """The app under the real uvicorn (serve_console) in a background thread."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        holder["stop"] = asyncio.Event()
+        started.set()
+        loop.run_until_complete(serve_console(app, "127.0.0.1", port, holder["stop"]))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(10)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(15)
+
+
+def _http_login(http: httpx.Client, name: str, password: str, forwarded: str | None = None):
+    """Logs in over real HTTP as a browser would (the login page first, for its token)."""
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    page = http.get("/login", headers=headers)
+    token = CSRF.search(page.text).group(1)
+    return http.post("/login", data={"name": name, "password": password, "next": "/",
+                                     "csrf_token": token}, headers=headers)
+
+
+# --- 1. login throttling and forwarded headers -----------------------------------------------
+def test_a_forged_forwarded_for_does_not_dodge_login_throttling(config, staffed):
+    with served(console(config, staffed)) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        for i in range(12):
+            wrong = _http_login(http, "sam", "wrong password!", forwarded=f"203.0.113.{i}")
+            assert wrong.status_code in (401, 429)
+        right = _http_login(http, "sam", PASSWORD, forwarded="198.51.100.7")
+        assert right.status_code == 429, "logged in after 12 wrong passwords"
+    with staffed.session() as session:
+        seen = set(session.execute(select(LoginAttempt.ip)).scalars())
+    assert seen == {"127.0.0.1"}
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy_and_only_its_own_hop(config, staffed):
+    behind = _with_console(config, trusted_proxies=(ip_network("127.0.0.1/32"),))
+    with served(console(behind, staffed)) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        # The proxy appends the real client (192.0.2.50); the client forged the hops before.
+        for i in range(6):
+            _http_login(http, "sam", "wrong password!", forwarded=f"203.0.113.{i}, 192.0.2.50")
+        assert _http_login(http, "sam", PASSWORD,
+                           forwarded="198.51.100.7, 192.0.2.50").status_code == 429
+        # Another real client behind the same proxy is not blocked.
+        assert _http_login(http, "sam", PASSWORD, forwarded="192.0.2.51").status_code == 303
+    with staffed.session() as session:
+        seen = set(session.execute(select(LoginAttempt.ip)).scalars())
+    assert seen == {"192.0.2.50", "192.0.2.51"}
+
+
+def test_the_session_cookie_is_secure_over_https_through_a_trusted_proxy_only(config, staffed):
+    behind = _with_console(config, trusted_proxies=(ip_network("10.0.0.0/8"),))
+    app = console(behind, staffed)
+
+    def cookie(client_ip: str) -> str:
+        """The session cookie set with the login page (it carries the form's token)."""
+        http = TestClient(app, base_url="http://127.0.0.1", client=(client_ip, 4000))
+        page = http.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert page.status_code == 200
+        return page.headers["set-cookie"].lower()
+
+    assert "secure" in cookie("10.1.2.3")  # our proxy says the browser used https
+    assert "secure" not in cookie("192.0.2.9")  # anyone else saying so is not believed
+    always = console(_with_console(config, secure_cookie=True), staffed)
+    response = StaffClient(always).login("sam")
+    assert "secure" in response.headers["set-cookie"].lower()
+
+
+# --- 3. request body limits ----------------------------------------------------------------
+def _raw_response(sock: socket.socket, wait: float) -> bytes:
+    sock.settimeout(wait)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("path", ["/login", "/open311/v2/requests.json"])
+def test_oversized_bodies_get_413_before_they_are_read(config, staffed, path):
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n")
+    with served(console(config, staffed)) as port:
+        # A 100 MB Content-Length: refused on the headers alone, nothing of it is sent.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            started = time.monotonic()
+            sock.sendall((head + "Content-Length: 104857600\r\n\r\nname=a").encode())
+            answer = _raw_response(sock, 5)
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+            assert time.monotonic() - started < 3
+        # A chunked body is counted as it streams: stopped past 1 MB, never read to its end.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+            chunk = b"a" * 65536
+            sent = 0
+            try:
+                while sent < 3 * 1024 * 1024:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+            except OSError:
+                pass  # the server hung up on us: what we want
+            answer = _raw_response(sock, 5)
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+        # An ordinary form still works.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            assert _http_login(http, "sam", PASSWORD).status_code == 303
+
+
+# --- 4. odd input ----------------------------------------------------------------------------
+HUGE = "9" * 20
+
+
+@pytest.fixture
+def admin(config, staffed, monkeypatch):
+    monkeypatch.setenv("LINLI_OPEN311_API_KEYS", OPEN311_KEY)
+    app = console(config, staffed)
+    return app, logged_in(app, "ada")
+
+
+def test_odd_input_named_in_the_probe_gets_a_short_4xx(admin):
+    app, ada = admin
+    http = TestClient(app, base_url="http://127.0.0.1")
+    assert http.head("/login").status_code == 200
+    for start in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+        response = http.get("/open311/v2/requests.json", params={"start_date": start})
+        assert response.status_code == 400, start
+        assert "start_date" in response.json()[0]["description"]
+    response = ada.get("/conversations?from=0001-01-01")
+    assert response.status_code == 400 and "YYYY-MM-DD" in response.text
+    assert ada.get("/conversations?to=9999-12-31").status_code == 400
+    for path in (f"/conversations/{HUGE}", f"/polls/{HUGE}", f"/handover/{HUGE}",
+                 f"/nlu/exports/{HUGE}", f"/notices/{HUGE}", f"/media/turn/{HUGE}"):
+        response = ada.get(path)
+        assert response.status_code == 404, path
+        assert "Not found." in response.text
+    for path in ("/audit", "/conversations/1"):
+        assert ada.get(f"{path}?page={HUGE}").status_code == 404, path
+    assert ada.get("/requests?status=%00").status_code == 400
+
+
+_ODD_TEXT = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["0001-01-01", "9999-12-31", "0001-01-01T00:00:00+14:00",
+                     "9999-12-31T23:59:59-14:00", "2026-02-30", "NaN", "-1", "1e309",
+                     "", "%00", "\u202e", "..", "../../etc/passwd", "R-", "１２３", "٣",
+                     "true", "[]", "null"]),
+    st.text(max_size=30),
+)
+
+
+def _fill(path: str, value: str) -> str:
+    from urllib.parse import quote
+
+    return re.sub(r"\{[^}]+\}", lambda m: quote(value, safe="") or "x", path)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_route_answers_odd_values_with_a_server_error(admin, data):
+    app, ada = admin
+    routes = [r.path for r in app.state.console_routes] + [
+        "/open311/v2/services.json", "/open311/v2/services/{code}.json",
+        "/open311/v2/requests.json", "/open311/v2/requests/{id}.json"]
+    names = ["page", "from", "to", "days", "status", "category", "department", "language",
+             "intent", "low", "fallback", "handover", "overdue", "next", "start_date",
+             "end_date", "service_code", "service_request_id", "extensions", "api_key"]
+    path = _fill(data.draw(st.sampled_from(routes)), data.draw(_ODD_TEXT))
+    query = {name: data.draw(_ODD_TEXT) for name in data.draw(
+        st.lists(st.sampled_from(names), max_size=4, unique=True))}
+    response = ada.http.get(path, params=query, follow_redirects=False)
+    assert response.status_code < 500, (path, query, response.text[:300])
+
+
+# --- 6. Open311 text -----------------------------------------------------------------------
+def test_open311_text_loses_bidi_overrides_and_control_characters(admin, staffed):
+    app, _ = admin
+    http = TestClient(app, base_url="http://127.0.0.1")
+    hostile = "Lift\u202e kaerb\u0000 \u200bnow\u2066\x1b[31m\u2069"
+    response = http.post("/open311/v2/requests.json", data={
+        "api_key": OPEN311_KEY, "service_code": "facility_repair",
+        "description": hostile, "address_string": "Gate\u202e 3\u0007"})
+    assert response.status_code == 200, response.text
+    number = response.json()[0]["service_request_id"]
+    with staffed.session() as session:
+        row = session.execute(select(Request).where(Request.tracking_number == number)
+                              ).scalar_one()
+        stored = row.description + row.location_text
+    assert stored == "Lift kaerb now[31m" + "Gate 3"
+    for ch in ("\u202e", "\u0000", "\u200b", "\u2066", "\u2069", "\x1b", "\x07"):
+        assert ch not in stored
