@@ -260,3 +260,56 @@ def test_open311_text_loses_bidi_overrides_and_control_characters(admin, staffed
     assert stored == "Lift kaerb now[31m" + "Gate 3"
     for ch in ("\u202e", "\u0000", "\u200b", "\u2066", "\u2069", "\x1b", "\x07"):
         assert ch not in stored
+
+
+# --- 2. what viewers see -------------------------------------------------------------------
+PHONES = ("13812345678", "138.1234.5678", "138/1234/5678", "+86 138 1234 5678",
+          "１３８１２３４５６７８", "一三八一二三四五六七八", "138-1234-5678", "139 8765 4321")
+HOME = "幸福路18号5号楼2单元301"
+
+
+def _viewer_paths(app, number: str, resident_id: int) -> list[str]:
+    paths = []
+    for route in app.state.console_routes:
+        if route.role == "viewer" and "GET" in route.methods:
+            paths.append(route.path.replace("{tracking_number}", number)
+                         .replace("{resident_id:int}", str(resident_id))
+                         .replace("{item_id:int}", "1").replace("{export_id:int}", "1"))
+    return paths
+
+
+def test_viewers_see_no_phone_or_address_on_any_page(assistant, config, staffed):
+    app = console(config, staffed)
+    lin = Chat(assistant, "lin")
+    lin.onboard("zh_Hans")
+    number = lin.file_request("facility_repair", f"电梯坏了，电话{PHONES[1]}或{PHONES[2]}", HOME)
+    lin.send(f"请打{PHONES[6]}，我住{HOME}")
+    with staffed.session() as session:
+        row = lin.resident(session)
+        row.phone, row.address, resident_id = PHONES[0], HOME, row.id
+    sam = logged_in(app, "sam")
+    sam.get(f"/requests/{number}")
+    assert sam.post(f"/requests/{number}/status", {
+        "status": "accepted", "note": f"已联系 {PHONES[3]}，地址幸福路18号"}).status_code == 303
+    lin.press_payload("menu:staff")
+    lin.send(f"我的电话是{PHONES[5]}，备用{PHONES[7]}")
+    sam.get(f"/handover/{resident_id}")
+    assert sam.post(f"/handover/{resident_id}/answer",
+                    {"answer": f"好的，我们打{PHONES[4]}联系您，到5号楼2单元301"}
+                    ).status_code == 303
+
+    seen_by_staff = "".join(sam.get(p).text for p in _viewer_paths(app, number, resident_id))
+    for phone in PHONES:
+        assert phone in seen_by_staff, phone  # the test put every form where a page shows it
+    vic = logged_in(app, "vic")
+    for path in _viewer_paths(app, number, resident_id):
+        page = vic.get(path)
+        assert page.status_code in (200, 404), path
+        for phone in PHONES:
+            assert phone not in page.text, (path, phone)
+        for fragment in ("12345678", "1234 5678", "5678", "五六七八", "４５６７８", "4321"):
+            assert fragment not in page.text, (path, fragment)
+        for fragment in ("幸福路18号", "2单元301", "5号楼"):
+            assert fragment not in page.text, (path, fragment)
+    transcript = vic.get(f"/conversations/{resident_id}").text
+    assert "电梯坏了" in transcript and "•••" in transcript  # the rest of the words stay

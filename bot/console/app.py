@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.community import CommunityPages
 from bot.console.http import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.i18n import StaffTranslator
+from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.db import Database
 from bot.i18n import Catalogs
@@ -70,45 +70,6 @@ class ConsoleRoute:
     methods: tuple[str, ...]
     role: str | None  # None: open to everyone (the login page)
     name: str
-
-
-# --- masking for viewers -----------------------------------------------------------------
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(\+?\d[\d \-]{5,}\d)(?!\d)")
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    return (digits[:3] + "*" * max(len(digits) - 5, 3) + digits[-2:]) if len(digits) > 5 \
-        else "*" * len(digits)
-
-
-def mask_address(address: str | None) -> str:
-    if not address:
-        return ""
-    return address.strip()[:2] + "…"
-
-
-def mask_numbers_in_text(text: str | None) -> str:
-    """Phone-like runs of digits in free text become •••, for viewers."""
-    return _PHONE_IN_TEXT.sub("•••", text or "")
-
-
-class Masker:
-    """What a staff member may see of residents' contact details."""
-
-    def __init__(self, staff: Staff):
-        self.on = staff.viewer
-
-    def phone(self, value):
-        return mask_phone(value) if self.on else (value or "")
-
-    def address(self, value):
-        return mask_address(value) if self.on else (value or "")
-
-    def text(self, value):
-        return mask_numbers_in_text(value) if self.on else (value or "")
 
 
 # --- the app -------------------------------------------------------------------------------
@@ -161,6 +122,7 @@ class Console(CommunityPages):
 
     def render(self, request: HttpRequest, template: str, status_code: int = 200, **context):
         staff: Staff | None = getattr(request.state, "staff", None)
+        places = context.pop("places", ())  # known addresses to mask in free text
         language = staff.language if staff else _accept_language(request)
         context.update(
             request=request,
@@ -170,13 +132,25 @@ class Console(CommunityPages):
             csrf_token=csrf_token(request),
             flash=request.session.pop("flash", None),
             when=self.when,
-            mask=Masker(staff) if staff else None,
+            mask=Masker(staff.viewer, places) if staff else None,
         )
         if staff:
             context.update(self.names(staff))
         response = self.templates.TemplateResponse(request, template, context,
                                                    status_code=status_code)
         return response
+
+    def places(self, session, resident_ids) -> list[str]:
+        """The addresses these residents gave and the places of their requests: masked
+        wherever they appear in text a viewer reads."""
+        ids = sorted({i for i in resident_ids if i is not None})
+        if not ids:
+            return []
+        found = list(session.execute(select(Resident.address).where(
+            Resident.id.in_(ids), Resident.address.is_not(None))).scalars())
+        found += session.execute(select(Request.location_text).where(
+            Request.resident_id.in_(ids), Request.location_text.is_not(None))).scalars()
+        return found
 
     def refuse(self, request: HttpRequest, status_code: int, message: str) -> Response:
         return self.render(request, "error.html", status_code=status_code, message=message)
@@ -286,7 +260,8 @@ class Console(CommunityPages):
             return self.render(
                 request, "request.html", r=row, resident=resident, original=original,
                 overdue=service.is_overdue(row), allowed=allowed, actions=actions,
-                departments=departments)
+                departments=departments,
+                places=[row.location_text, *self.places(session, [row.resident_id])])
 
     def change_status(self, request: HttpRequest) -> Response:
         staff: Staff = request.state.staff
@@ -433,7 +408,8 @@ class Console(CommunityPages):
             more = len(turns) > PAGE_SIZE
             turns = list(reversed(turns[:PAGE_SIZE]))
             return self.render(request, "transcript.html", resident=resident, turns=turns,
-                               page=page, more=more, low=nlu_inbox.LOW_CONFIDENCE)
+                               page=page, more=more, low=nlu_inbox.LOW_CONFIDENCE,
+                               places=self.places(session, [resident.id]))
 
     # NLU inbox ----------------------------------------------------------------------------
     def nlu_page(self, request: HttpRequest) -> Response:
@@ -447,10 +423,11 @@ class Console(CommunityPages):
                 if waiting else {}
             exports = list(session.execute(
                 select(NluExport).order_by(NluExport.id.desc()).limit(20)).scalars())
+            places = self.places(session, [t.resident_id for t in turns])
             return self.render(request, "nlu.html", turns=turns, waiting=waiting, texts=texts,
                                exports=exports, intents=nlu_inbox.INTENTS,
                                languages=self.config.language_ids, chosen=language,
-                               threshold=nlu_inbox.LOW_CONFIDENCE)
+                               threshold=nlu_inbox.LOW_CONFIDENCE, places=places)
 
     def nlu_label(self, request: HttpRequest) -> Response:
         staff: Staff = request.state.staff
