@@ -313,3 +313,95 @@ def test_viewers_see_no_phone_or_address_on_any_page(assistant, config, staffed)
             assert fragment not in page.text, (path, fragment)
     transcript = vic.get(f"/conversations/{resident_id}").text
     assert "电梯坏了" in transcript and "•••" in transcript  # the rest of the words stay
+
+
+# --- 5. accounts -----------------------------------------------------------------------------
+def _audit_actions(db, actor: str) -> list[tuple[str, str]]:
+    from bot.console.models import AuditEntry
+
+    with db.session() as session:
+        return [(e.action, e.target) for e in session.execute(
+            select(AuditEntry).where(AuditEntry.actor == actor, AuditEntry.action.like("staff.%"))
+            .order_by(AuditEntry.id)).scalars()]
+
+
+def test_an_admin_disables_enables_and_resets_accounts_in_the_console(config, staffed):
+    app = console(config, staffed)
+    ada, sam = logged_in(app, "ada"), logged_in(app, "sam")
+    page = ada.get("/staff")
+    assert page.status_code == 200
+    assert re.search(r'id="account-sam">.*?class="account-status">active<', page.text,
+                     re.DOTALL)
+    assert sam.get("/staff").status_code == 403
+    assert logged_in(app, "vic").post("/staff/sam/disable").status_code == 403
+    assert ada.post("/staff/sam/disable", {"csrf_token": "forged"}).status_code == 403
+    assert sam.get("/").status_code == 200  # none of those did anything
+
+    assert ada.post("/staff/sam/disable").status_code == 303
+    assert "sam is disabled; their sessions have ended." in ada.get("/staff").text
+    assert sam.get("/").status_code == 303  # the open session has ended
+    assert StaffClient(app, ip="10.0.0.1").login("sam").status_code == 401
+    assert ada.post("/staff/sam/enable").status_code == 303
+    sam = logged_in(app, "sam")
+
+    new = "plum kettle orbit seven"
+    refused = {"Sam12345678": "name", "SAM": "10 to 200", "password2024!": "too common",
+               "qwertyuiop": "too common", "woaini1314520": "too common"}
+    for weak in ("password2024!", "woaini1314520", "qwertyuiop"):
+        assert ada.post("/staff/sam/password", {"password": weak, "again": weak}
+                        ).status_code == 303
+        assert "too common or too simple" in ada.get("/staff").text, weak
+    assert ada.post("/staff/sam/password", {"password": new, "again": new + "x"}
+                    ).status_code == 303
+    assert "The two passwords differ." in ada.get("/staff").text
+    assert sam.get("/").status_code == 200  # still the old password and session
+    assert ada.post("/staff/sam/password", {"password": new, "again": new}).status_code == 303
+    assert sam.get("/").status_code == 303
+    assert StaffClient(app, ip="10.0.0.2").login("sam").status_code == 401
+    assert StaffClient(app, ip="10.0.0.3").login("sam", new).status_code == 303
+    # The last admin cannot lock everyone out.
+    assert ada.post("/staff/ada/disable").status_code == 303
+    assert "the last active admin cannot be disabled" in ada.get("/staff").text
+    assert _audit_actions(staffed, "ada") == [
+        ("staff.disable", "sam"), ("staff.enable", "sam"), ("staff.reset_password", "sam")]
+    with staffed.session() as session:
+        from bot.console import auth
+
+        for password, why in refused.items():
+            with pytest.raises(auth.AccountError, match=why):
+                auth.add_user(session, "sam12345678" if why == "name" else "sam2", password,
+                              "staff", "en")
+
+
+def test_linli_staff_disables_enables_lists_and_resets_passwords(env, config, staffed):
+    from tests.conftest import run_cli
+
+    app = console(config, staffed)
+    sam = logged_in(app, "sam")
+    done = run_cli(env, "staff", "disable", "sam")
+    assert done.returncode == 0, done.stderr
+    assert "sam disabled" in done.stdout
+    assert sam.get("/").status_code == 303
+    assert StaffClient(app, ip="10.0.0.4").login("sam").status_code == 401
+    assert "sam\tstaff\ten\tdisabled" in run_cli(env, "staff", "list").stdout
+    assert run_cli(env, "staff", "enable", "sam").returncode == 0
+    assert "sam\tstaff\ten\tactive" in run_cli(env, "staff", "list").stdout
+    weak = run_cli(env, "staff", "reset-password", "sam", input="Password123!\n")
+    assert weak.returncode == 2 and "too common" in weak.stderr
+    same = run_cli(env, "staff", "add-user", "maintenance", "--role", "staff",
+                   input="MAINTENANCE\n")
+    assert same.returncode == 2 and "account's name" in same.stderr
+    same = run_cli(env, "staff", "add-user", "maintenance1", "--role", "staff",
+                   input="Maintenance1\n")
+    assert same.returncode == 2 and "account's name" in same.stderr
+    sam = logged_in(app, "sam")
+    reset = run_cli(env, "staff", "reset-password", "sam", input="plum kettle orbit seven\n")
+    assert reset.returncode == 0, reset.stderr
+    assert sam.get("/").status_code == 303
+    assert StaffClient(app, ip="10.0.0.5").login("sam", "plum kettle orbit seven"
+                                                 ).status_code == 303
+    missing = run_cli(env, "staff", "disable", "nobody")
+    assert missing.returncode == 2 and "no account named nobody" in missing.stderr
+    assert run_cli(env, "staff", "disable", "ada").returncode == 2  # the last admin
+    assert _audit_actions(staffed, "cli") == [
+        ("staff.disable", "sam"), ("staff.enable", "sam"), ("staff.reset_password", "sam")]

@@ -24,6 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
+from bot.console.accounts import AccountPages
 from bot.console.community import CommunityPages
 from bot.console.http import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.i18n import StaffTranslator
@@ -73,7 +74,7 @@ class ConsoleRoute:
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages):
+class Console(CommunityPages, AccountPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -511,6 +512,13 @@ class Console(CommunityPages):
             ConsoleRoute("/nlu/exports/{export_id:int}", self.nlu_export_page, ("GET",),
                          "viewer", "nlu_export_page"),
             ConsoleRoute("/audit", self.audit_page, ("GET",), "admin", "audit"),
+            ConsoleRoute("/staff", self.staff_accounts, ("GET",), "admin", "staff_accounts"),
+            ConsoleRoute("/staff/{name}/disable", self.staff_account_action, ("POST",),
+                         "admin", "staff_disable"),
+            ConsoleRoute("/staff/{name}/enable", self.staff_account_action, ("POST",),
+                         "admin", "staff_enable"),
+            ConsoleRoute("/staff/{name}/password", self.staff_account_action, ("POST",),
+                         "admin", "staff_password"),
             ConsoleRoute("/notices", self.notice_list, ("GET",), "viewer", "notices"),
             ConsoleRoute("/notices/new", self.notice_new, ("GET",), "staff", "notice_new"),
             ConsoleRoute("/notices", self.notice_create, ("POST",), "staff", "notice_create"),

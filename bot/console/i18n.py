@@ -235,6 +235,27 @@ ZH_HANS = {
     "The answer is empty.": "回复为空。",
     "The answer is longer than {limit} characters.": "回复超过{limit}个字符。",
     "Hand back to the assistant": "交还给智能助手",
+    "Staff accounts": "工作人员账号",
+    "Add accounts with `linli staff add-user`. A disabled account cannot log in, and its open "
+    "sessions end at once.": "用 `linli staff add-user` 添加账号。停用的账号不能登录，已登录的会话立即失效。",
+    "Last login": "上次登录",
+    "active": "启用",
+    "disabled": "已停用",
+    "Disable": "停用",
+    "Enable": "启用",
+    "New password": "新密码",
+    "Again": "再输一次",
+    "Set password": "设置密码",
+    "The two passwords differ.": "两次输入的密码不一致。",
+    "New password set for {name}; their sessions have ended.": "已为{name}设置新密码，其会话已结束。",
+    "{name} can log in again.": "{name}可以重新登录了。",
+    "{name} is disabled; their sessions have ended.": "{name}已停用，其会话已结束。",
+    "a password has {low} to {high} characters": "密码长度为{low}到{high}个字符。",
+    "a password must not be the account's name": "密码不能与用户名相同。",
+    "that password is too common or too simple: choose another (a few unrelated words work "
+    "well)": "这个密码太常见或太简单，请换一个（几个不相关的词连在一起就很好）。",
+    "the last active admin cannot be disabled": "不能停用最后一个启用中的管理员。",
+    "there is no account named {name}": "没有名为{name}的账号。",
     "Handed back to the assistant.": "已交还给智能助手。",
 }
 CATALOGS = {"zh_Hans": ZH_HANS, "en": {}}
