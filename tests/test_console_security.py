@@ -405,3 +405,19 @@ def test_linli_staff_disables_enables_lists_and_resets_passwords(env, config, st
     assert run_cli(env, "staff", "disable", "ada").returncode == 2  # the last admin
     assert _audit_actions(staffed, "cli") == [
         ("staff.disable", "sam"), ("staff.enable", "sam"), ("staff.reset_password", "sam")]
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_the_console_keys_are_checked_and_named(tmp_path, env):
+    from tests.test_config import broken
+
+    def proxies(value):
+        return lambda raw: raw["console"].update(trusted_proxies=value)
+
+    assert "console.trusted_proxies[1]: 'proxy.example' is not an IP address" in broken(
+        tmp_path, proxies(["127.0.0.1", "proxy.example"]))
+    assert "console.trusted_proxies: must be a list" in broken(tmp_path, proxies("10.0.0.1"))
+    assert "console.max_form_bytes: must be a number of bytes" in broken(
+        tmp_path, lambda raw: raw["console"].update(max_form_bytes="1MB"))
+    assert "console.max_upload: unknown key" in broken(
+        tmp_path, lambda raw: raw["console"].update(max_upload=5))
