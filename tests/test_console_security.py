@@ -210,11 +210,11 @@ def test_odd_input_named_in_the_probe_gets_a_short_4xx(admin):
 
 
 _ODD_TEXT = st.one_of(
+    st.sampled_from(["9" * 20, str(2**31), str(2**63), "-1", "0", "0001-01-01", "9999-12-31",
+                     "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-02-30",
+                     "NaN", "1e309", "", "\x00", "%00", "\u202e", "..", "../../etc/passwd",
+                     "R-", "１２３", "٣", "true", "[]", "null"]),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
-    st.sampled_from(["0001-01-01", "9999-12-31", "0001-01-01T00:00:00+14:00",
-                     "9999-12-31T23:59:59-14:00", "2026-02-30", "NaN", "-1", "1e309",
-                     "", "%00", "\u202e", "..", "../../etc/passwd", "R-", "１２３", "٣",
-                     "true", "[]", "null"]),
     st.text(max_size=30),
 )
 
@@ -225,7 +225,7 @@ def _fill(path: str, value: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda m: quote(value, safe="") or "x", path)
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_route_answers_odd_values_with_a_server_error(admin, data):
