@@ -25,8 +25,8 @@ from starlette.templating import Jinja2Templates
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.accounts import AccountPages
+from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.community import CommunityPages
-from bot.console.http import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser

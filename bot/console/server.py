@@ -38,7 +38,7 @@ async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asynci
     paths carry tracking numbers and query strings carry filters. No proxy headers either:
     uvicorn would believe X-Forwarded-For from 127.0.0.1, so anyone on this host could pick
     the address that login throttling counts; the console reads them itself, only from the
-    proxies config.yml names (bot/console/http.py). Stop it with `should_exit`."""
+    proxies config.yml names (bot/console/asgi.py). Stop it with `should_exit`."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             server_header=False, proxy_headers=False)
     server = _QuietServer(config)
