@@ -486,14 +486,14 @@ def cmd_nlu_predict(args) -> int:
     return 0
 
 
-def _read_password(name: str) -> str:
+def _read_password(name: str, command: str = "add-user") -> str:
     """Asked twice on a terminal (not echoed); otherwise the first line of standard input."""
     import getpass
 
     if sys.stdin.isatty():
         first = getpass.getpass(f"password for {name}: ")
         if getpass.getpass("again: ") != first:
-            raise SystemExit("linli staff add-user: the two passwords differ")
+            raise SystemExit(f"linli staff {command}: the two passwords differ")
         return first
     return sys.stdin.readline().rstrip("\r\n")
 
@@ -536,6 +536,32 @@ def cmd_staff_list(args) -> int:
                   f"{'active' if user.active else 'disabled'}\t"
                   f"last login {_when(config, user.last_login_at)}")
     db.dispose()
+    return 0
+
+
+def cmd_staff_account(args) -> int:
+    """disable, enable or reset-password: one account, by name; each is in the audit log."""
+    from bot.app import build
+    from bot.console import auth
+
+    command = args.staff_command
+    _config, db, _ = build()
+    password = _read_password(args.name, command) if command == "reset-password" else None
+    try:
+        with db.session() as session:
+            if command == "reset-password":
+                user = auth.reset_password(session, args.name, password, actor="cli")
+            else:
+                user = auth.set_active(session, args.name, command == "enable", actor="cli")
+            name = user.name
+    except auth.AccountError as exc:
+        print(f"linli staff {command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    done = {"disable": "disabled; its sessions have ended", "enable": "enabled",
+            "reset-password": "has a new password; its sessions have ended"}[command]
+    print(f"staff account {name} {done}")
     return 0
 
 
@@ -676,7 +702,15 @@ def parser() -> argparse.ArgumentParser:
     add_user.add_argument("--language", choices=("zh_Hans", "en"),
                           help="page language (default: the community's, else English)")
     add_user.set_defaults(func=cmd_staff_add_user)
-    staff.add_parser("list", help="list console accounts").set_defaults(func=cmd_staff_list)
+    staff.add_parser("list", help="list console accounts (name, role, language, active or "
+                     "disabled, last login)").set_defaults(func=cmd_staff_list)
+    for command, text in (("disable", "disable an account: it cannot log in, its sessions end"),
+                          ("enable", "enable a disabled account again"),
+                          ("reset-password", ("set a new password (asked, or the first line of "
+                                             "standard input); its sessions end"))):
+        account = staff.add_parser(command, help=text)
+        account.add_argument("name")
+        account.set_defaults(func=cmd_staff_account)
 
     console = sub.add_parser("console", help="serve the staff web console only")
     console.add_argument("--host", help="default: config.yml console.host or LINLI_CONSOLE_HOST")

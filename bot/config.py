@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,6 +92,10 @@ class ConsoleSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     secure_cookie: bool = False  # true when staff reach it over HTTPS (behind a proxy)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto are believed;
+    # empty: no forwarded header is believed, the client is the connection's peer.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    max_form_bytes: int = 1024 * 1024  # larger request bodies get 413 before they are read
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -284,7 +289,7 @@ def _voice_settings(
 def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
     """The `console` section, then LINLI_CONSOLE_HOST and LINLI_CONSOLE_PORT on top."""
     console = check.mapping({} if raw is None else raw, "console")
-    known = {"host", "port", "secure_cookie"}
+    known = {"host", "port", "secure_cookie", "trusted_proxies", "max_form_bytes"}
     unknown = sorted(set(console) - known)
     if unknown:
         raise check.fail(f"console.{unknown[0]}",
@@ -302,7 +307,22 @@ def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
     secure = console.get("secure_cookie", False)
     if not isinstance(secure, bool):
         raise check.fail("console.secure_cookie", "must be true or false")
-    return ConsoleSettings(host=host, port=port, secure_cookie=secure)
+    proxies = console.get("trusted_proxies") or []
+    if not isinstance(proxies, list):
+        raise check.fail("console.trusted_proxies", "must be a list of addresses, e.g. "
+                                                    "[127.0.0.1] (empty: trust none)")
+    networks = []
+    for i, proxy in enumerate(proxies):
+        try:
+            networks.append(ip_network(str(proxy).strip(), strict=False))
+        except ValueError:
+            raise check.fail(f"console.trusted_proxies[{i}]",
+                             f"{proxy!r} is not an IP address or network") from None
+    max_form = console.get("max_form_bytes", 1024 * 1024)
+    if isinstance(max_form, bool) or not isinstance(max_form, int) or max_form < 1024:
+        raise check.fail("console.max_form_bytes", "must be a number of bytes, at least 1024")
+    return ConsoleSettings(host=host, port=port, secure_cookie=secure,
+                           trusted_proxies=tuple(networks), max_form_bytes=max_form)
 
 
 def find_config_path() -> Path:

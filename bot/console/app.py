@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +24,11 @@ from starlette.templating import Jinja2Templates
 
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
+from bot.console.accounts import AccountPages
+from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
 from bot.console.community import CommunityPages
 from bot.console.i18n import StaffTranslator
+from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.db import Database
 from bot.i18n import Catalogs
@@ -38,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "linli_console"
 SESSION_HOURS = 12
 PAGE_SIZE = 100
+MAX_PAGE = 100_000  # pages of PAGE_SIZE: further than any list goes
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; larger ones name nothing
 DAYS_CHOICES = (7, 30, 90, 365)
 
 
@@ -69,47 +73,8 @@ class ConsoleRoute:
     name: str
 
 
-# --- masking for viewers -----------------------------------------------------------------
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(\+?\d[\d \-]{5,}\d)(?!\d)")
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    return (digits[:3] + "*" * max(len(digits) - 5, 3) + digits[-2:]) if len(digits) > 5 \
-        else "*" * len(digits)
-
-
-def mask_address(address: str | None) -> str:
-    if not address:
-        return ""
-    return address.strip()[:2] + "…"
-
-
-def mask_numbers_in_text(text: str | None) -> str:
-    """Phone-like runs of digits in free text become •••, for viewers."""
-    return _PHONE_IN_TEXT.sub("•••", text or "")
-
-
-class Masker:
-    """What a staff member may see of residents' contact details."""
-
-    def __init__(self, staff: Staff):
-        self.on = staff.viewer
-
-    def phone(self, value):
-        return mask_phone(value) if self.on else (value or "")
-
-    def address(self, value):
-        return mask_address(value) if self.on else (value or "")
-
-    def text(self, value):
-        return mask_numbers_in_text(value) if self.on else (value or "")
-
-
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages):
+class Console(CommunityPages, AccountPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -158,6 +123,7 @@ class Console(CommunityPages):
 
     def render(self, request: HttpRequest, template: str, status_code: int = 200, **context):
         staff: Staff | None = getattr(request.state, "staff", None)
+        places = context.pop("places", ())  # known addresses to mask in free text
         language = staff.language if staff else _accept_language(request)
         context.update(
             request=request,
@@ -167,7 +133,7 @@ class Console(CommunityPages):
             csrf_token=csrf_token(request),
             flash=request.session.pop("flash", None),
             when=self.when,
-            mask=Masker(staff) if staff else None,
+            mask=Masker(staff.viewer, places) if staff else None,
         )
         if staff:
             context.update(self.names(staff))
@@ -175,12 +141,24 @@ class Console(CommunityPages):
                                                    status_code=status_code)
         return response
 
+    def places(self, session, resident_ids) -> list[str]:
+        """The addresses these residents gave and the places of their requests: masked
+        wherever they appear in text a viewer reads."""
+        ids = sorted({i for i in resident_ids if i is not None})
+        if not ids:
+            return []
+        found = list(session.execute(select(Resident.address).where(
+            Resident.id.in_(ids), Resident.address.is_not(None))).scalars())
+        found += session.execute(select(Request.location_text).where(
+            Request.resident_id.in_(ids), Request.location_text.is_not(None))).scalars()
+        return found
+
     def refuse(self, request: HttpRequest, status_code: int, message: str) -> Response:
         return self.render(request, "error.html", status_code=status_code, message=message)
 
     # login --------------------------------------------------------------------------------
     def login_page(self, request: HttpRequest) -> Response:
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (the same page without its body)
             return self.render(request, "login.html", next=_safe_next(request.query_params))
         form = request.state.form
         name = str(form.get("name", ""))
@@ -283,7 +261,8 @@ class Console(CommunityPages):
             return self.render(
                 request, "request.html", r=row, resident=resident, original=original,
                 overdue=service.is_overdue(row), allowed=allowed, actions=actions,
-                departments=departments)
+                departments=departments,
+                places=[row.location_text, *self.places(session, [row.resident_id])])
 
     def change_status(self, request: HttpRequest) -> Response:
         staff: Staff = request.state.staff
@@ -368,7 +347,11 @@ class Console(CommunityPages):
         language = q.get("language") if q.get("language") in self.config.language_ids else ""
         intent = q.get("intent") if q.get("intent") in (
             *nlu_inbox.INTENTS, nlu_inbox.FALLBACK) else ""
-        since, until = _day(q.get("from")), _day(q.get("to"))
+        try:
+            since, until = _day(q.get("from")), _day(q.get("to"))
+        except ValueError:
+            return self.refuse(request, 400, StaffTranslator(request.state.staff.language)(
+                "Give dates as YYYY-MM-DD, between 1900 and 9998."))
         low, fallback = q.get("low") == "1", q.get("fallback") == "1"
         handed_over = q.get("handover") == "1"
         where = [Turn.direction == "in"]
@@ -410,7 +393,10 @@ class Console(CommunityPages):
 
     def transcript(self, request: HttpRequest) -> Response:
         resident_id = request.path_params["resident_id"]
-        page = max(_int(request.query_params.get("page"), 1), 1)
+        page = _page(request)
+        if page is None:
+            return self.refuse(request, 404, StaffTranslator(
+                request.state.staff.language)("No such page."))
         with self.db.session() as session:
             resident = session.get(Resident, resident_id)
             if resident is None:
@@ -423,7 +409,8 @@ class Console(CommunityPages):
             more = len(turns) > PAGE_SIZE
             turns = list(reversed(turns[:PAGE_SIZE]))
             return self.render(request, "transcript.html", resident=resident, turns=turns,
-                               page=page, more=more, low=nlu_inbox.LOW_CONFIDENCE)
+                               page=page, more=more, low=nlu_inbox.LOW_CONFIDENCE,
+                               places=self.places(session, [resident.id]))
 
     # NLU inbox ----------------------------------------------------------------------------
     def nlu_page(self, request: HttpRequest) -> Response:
@@ -437,10 +424,11 @@ class Console(CommunityPages):
                 if waiting else {}
             exports = list(session.execute(
                 select(NluExport).order_by(NluExport.id.desc()).limit(20)).scalars())
+            places = self.places(session, [t.resident_id for t in turns])
             return self.render(request, "nlu.html", turns=turns, waiting=waiting, texts=texts,
                                exports=exports, intents=nlu_inbox.INTENTS,
                                languages=self.config.language_ids, chosen=language,
-                               threshold=nlu_inbox.LOW_CONFIDENCE)
+                               threshold=nlu_inbox.LOW_CONFIDENCE, places=places)
 
     def nlu_label(self, request: HttpRequest) -> Response:
         staff: Staff = request.state.staff
@@ -484,7 +472,10 @@ class Console(CommunityPages):
 
     # audit --------------------------------------------------------------------------------
     def audit_page(self, request: HttpRequest) -> Response:
-        page = max(_int(request.query_params.get("page"), 1), 1)
+        page = _page(request)
+        if page is None:
+            return self.refuse(request, 404, StaffTranslator(
+                request.state.staff.language)("No such page."))
         with self.db.session() as session:
             entries = list(session.execute(
                 select(AuditEntry).order_by(AuditEntry.id.desc())
@@ -521,6 +512,13 @@ class Console(CommunityPages):
             ConsoleRoute("/nlu/exports/{export_id:int}", self.nlu_export_page, ("GET",),
                          "viewer", "nlu_export_page"),
             ConsoleRoute("/audit", self.audit_page, ("GET",), "admin", "audit"),
+            ConsoleRoute("/staff", self.staff_accounts, ("GET",), "admin", "staff_accounts"),
+            ConsoleRoute("/staff/{name}/disable", self.staff_account_action, ("POST",),
+                         "admin", "staff_disable"),
+            ConsoleRoute("/staff/{name}/enable", self.staff_account_action, ("POST",),
+                         "admin", "staff_enable"),
+            ConsoleRoute("/staff/{name}/password", self.staff_account_action, ("POST",),
+                         "admin", "staff_password"),
             ConsoleRoute("/notices", self.notice_list, ("GET",), "viewer", "notices"),
             ConsoleRoute("/notices/new", self.notice_new, ("GET",), "staff", "notice_new"),
             ConsoleRoute("/notices", self.notice_create, ("POST",), "staff", "notice_create"),
@@ -561,6 +559,11 @@ class Console(CommunityPages):
         async def endpoint(request: HttpRequest) -> Response:
             staff = await run_in_threadpool(self.current_staff, request)
             request.state.staff = staff
+            odd = _odd_input(request)
+            if odd is not None and (route.role is None or staff is not None):
+                t = StaffTranslator(staff.language if staff else _accept_language(request))
+                return self.refuse(request, odd, t("Not found.") if odd == 404 else
+                                   t("The address has a character that is not allowed."))
             if route.role is not None:
                 if staff is None:
                     if request.method == "GET":
@@ -613,6 +616,19 @@ def csrf_ok(request: HttpRequest, form) -> bool:
             and hmac.compare_digest(expected.encode(), given.encode()))
 
 
+def _odd_input(request: HttpRequest) -> int | None:
+    """404 for an id no row can have, 400 for a NUL character (PostgreSQL refuses it in text
+    and the driver would raise); None when the address is fine."""
+    for value in request.path_params.values():
+        if isinstance(value, int) and not 0 < value <= MAX_ID:
+            return 404
+        if isinstance(value, str) and "\x00" in value:
+            return 404
+    if any("\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()):
+        return 400
+    return None
+
+
 def _safe_next(params) -> str:
     """Only a path on this site: never `//elsewhere` or a full address."""
     target = str(params.get("next", "") or "/")
@@ -634,10 +650,19 @@ def _int(value, default: int) -> int:
 
 
 def _day(value):
-    try:
-        return datetime.strptime(value or "", "%Y-%m-%d").date()
-    except ValueError:
+    """A YYYY-MM-DD date, None when not given; ValueError when it is not one we can use."""
+    if not value:
         return None
+    day = datetime.strptime(value, "%Y-%m-%d").date()
+    if not 1900 <= day.year <= 9998:  # the ends of the calendar overflow once moved by a zone
+        raise ValueError(value)
+    return day
+
+
+def _page(request: HttpRequest) -> int | None:
+    """The ?page= asked for (1 when absent or not a number), None when it is past MAX_PAGE."""
+    page = max(_int(request.query_params.get("page"), 1), 1)
+    return page if page <= MAX_PAGE else None
 
 
 def _media_path(data_dir: Path, relative: str | None) -> Path | None:
@@ -704,7 +729,10 @@ def create_app(config: Config, db: Database) -> Starlette:
         Mount("/open311/v2", app=open311_app(config, db), name="open311"),
     ]
     app = Starlette(routes=routes, middleware=[
+        Middleware(TrustedProxies, proxies=config.console.trusted_proxies),
+        Middleware(BodyLimit, limit=config.console.max_form_bytes),
         Middleware(SecurityHeaders),
+        Middleware(SecureCookies, always=config.console.secure_cookie),
         Middleware(SessionMiddleware, secret_key=auth.secret_key(config.data_dir),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600,
                    same_site="lax", https_only=config.console.secure_cookie),

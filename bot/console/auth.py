@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,13 +31,21 @@ NAME_IP_FAILURES = 5
 IP_FAILURES = 20
 WINDOW = timedelta(minutes=15)
 
+COMMON_PASSWORDS = Path(__file__).resolve().parent / "common-passwords.txt"
+
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(Exception):
-    """A staff account that cannot be created as asked; the message says why."""
+    """A staff account that cannot be created or changed as asked; the message says why.
+
+    `template` and `values` let the console show the message in the page's language."""
+
+    def __init__(self, template: str, **values: object):
+        super().__init__(template.format(**values) if values else template)
+        self.template, self.values = template, values
 
 
 class Throttled(Exception):
@@ -58,8 +67,7 @@ def add_user(session: Session, name: str, password: str, role: str, language: st
     if language not in STAFF_LANGUAGES:
         raise AccountError(f"unknown page language {language!r}; one of: "
                            f"{', '.join(STAFF_LANGUAGES)}")
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise AccountError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    check_password(name, password)
     if session.execute(select(StaffUser.id).where(StaffUser.name == name)).first():
         raise AccountError(f"there is already an account named {name!r}")
     user = StaffUser(name=name, password_hash=_hasher.hash(password), role=role,
@@ -67,6 +75,61 @@ def add_user(session: Session, name: str, password: str, role: str, language: st
     session.add(user)
     session.flush()
     audit(session, actor, "staff.add_user", name, {"role": role})
+    return user
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines
+                     if line.strip() and not line.startswith("#"))
+
+
+def check_password(name: str, password: str) -> None:
+    """Raises AccountError unless the password is long enough, is not the account's name and
+    is not a common password (bot/console/common-passwords.txt), even with digits or signs
+    added at its end ("password2024!")."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError("a password has {low} to {high} characters", low=MIN_PASSWORD,
+                           high=MAX_PASSWORD)
+    folded = password.strip().casefold()
+    base = folded.rstrip("0123456789!@#$%^&*.?_-+ ")
+    if name.strip().casefold() in (folded, base):
+        raise AccountError("a password must not be the account's name")
+    common = _common_passwords()
+    if folded in common or (len(base) >= 4 and base in common) or len(set(folded)) < 4:
+        raise AccountError("that password is too common or too simple: choose another "
+                           "(a few unrelated words work well)")
+
+
+def set_active(session: Session, name: str, active: bool, actor: str) -> StaffUser:
+    """Disables (every session of it ends at once) or enables an account. The last active
+    admin cannot be disabled: someone must be able to enable the others again."""
+    user = find_user(session, name)
+    if user is None:
+        raise AccountError("there is no account named {name}", name=name.strip().lower())
+    if not active and user.active and user.role == "admin" and session.execute(
+            select(func.count(StaffUser.id)).where(StaffUser.role == "admin",
+                                                   StaffUser.active.is_(True))
+    ).scalar_one() <= 1:
+        raise AccountError("the last active admin cannot be disabled")
+    if user.active != active:
+        user.active = active
+        if not active:
+            user.session_epoch += 1
+        audit(session, actor, "staff.enable" if active else "staff.disable", user.name)
+    return user
+
+
+def reset_password(session: Session, name: str, password: str, actor: str) -> StaffUser:
+    """Sets a new password; every session of the account ends (log in again with it)."""
+    user = find_user(session, name)
+    if user is None:
+        raise AccountError("there is no account named {name}", name=name.strip().lower())
+    check_password(user.name, password)
+    user.password_hash = _hasher.hash(password)
+    user.session_epoch += 1
+    audit(session, actor, "staff.reset_password", user.name)
     return user
 
 

@@ -355,7 +355,8 @@ class CommunityPages:
         with self.db.session() as session:
             waiting = handover.queue(session)
             return self.render(request, "handover_queue.html", waiting=waiting, now=now,
-                               refresh=QUEUE_REFRESH_SECONDS, minutes=_minutes)
+                               refresh=QUEUE_REFRESH_SECONDS, minutes=_minutes,
+                               places=self.places(session, [w.resident.id for w in waiting]))
 
     def handover_page(self, request: HttpRequest) -> Response:
         resident_id = request.path_params["resident_id"]
@@ -372,7 +373,8 @@ class CommunityPages:
                 entries.sort(key=lambda entry: entry[0])
             return self.render(request, "handover.html", resident=resident, active=active,
                                entries=entries, max_answer=handover.MAX_ANSWER,
-                               answer_text=_answer_text)
+                               answer_text=_answer_text,
+                               places=self.places(session, [resident.id]))
 
     def handover_answer(self, request: HttpRequest) -> Response:
         staff = request.state.staff

@@ -25,6 +25,7 @@ from bot.console.auth import audit
 from bot.db import Database
 from bot.models import Request, Resident, utcnow
 from bot.services import requests as service
+from bot.text import clean
 
 CHANNEL = "open311"
 DEFAULT_DAYS = 90  # the spec's default span for GET requests, and at most 1000 of them
@@ -191,11 +192,13 @@ class Open311:
             return error(400, str(exc))
         if (lat is None) != (lon is None):
             return error(400, "lat and long go together")
-        address = str(form.get("address_string") or form.get("address_id") or "").strip()
+        # As chat text is (bot/text.py): no control, bidi override or zero-width characters,
+        # which would reorder or hide words on the staff pages and in residents' chats.
+        address = clean(str(form.get("address_string") or form.get("address_id") or ""))
         if lat is None and not address:
             return error(400, "a location is required: lat and long, address_string or "
                               "address_id")
-        description = str(form.get("description") or "").strip()
+        description = clean(str(form.get("description") or ""))
         if not description:
             return error(400, "description is required")
         digest = key_digest(key)
@@ -226,11 +229,13 @@ def _w3c(value: str | None, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise ValueError(f"{name} is not a W3C date-time such as 2026-11-05T08:15:30+08:00") \
             from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    if not 1900 <= moment.year <= 9998:  # room for the default span and the zone's offset
+        raise ValueError(f"{name} is out of range (years 1900 to 9998)")
     return moment
 
 
@@ -253,6 +258,9 @@ def open311_app(config: Config, db: Database) -> Starlette:
         async def endpoint(request: HttpRequest):
             if request.path_params.pop("format", "json") != "json":
                 return error(400, "only the json format is offered")
+            if any("\x00" in str(v) for v in request.path_params.values()) or any(
+                    "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+                return error(400, "the address has a NUL character")
             if request.method == "POST":
                 form = await request.form(max_files=0, max_fields=50)
                 return await run_in_threadpool(handler, request, form)

@@ -35,9 +35,12 @@ def bind(host: str, port: int, what: str) -> socket.socket:
 
 async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asyncio.Task]:
     """Serves `app` on a bound socket; returns once it accepts connections. No access log:
-    paths carry tracking numbers and query strings carry filters. Stop it with `should_exit`."""
+    paths carry tracking numbers and query strings carry filters. No proxy headers either:
+    uvicorn would believe X-Forwarded-For from 127.0.0.1, so anyone on this host could pick
+    the address that login throttling counts; the console reads them itself, only from the
+    proxies config.yml names (bot/console/asgi.py). Stop it with `should_exit`."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            server_header=False)
+                            server_header=False, proxy_headers=False)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
