@@ -495,3 +495,62 @@ def test_the_sqlite_file_is_readable_by_its_owner_only(config, db, tmp_path):
     os.chmod(old, 0o644)
     Database(f"sqlite:///{old}").dispose()
     assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
+def test_migration_0008_seals_open_ballots_counts_closed_ones_and_keys_the_roll(config, env):
+    from sqlalchemy import create_engine, text
+
+    from bot.db import upgrade
+    from bot.models import Resident
+
+    upgrade(config.database_url, "0007")
+    engine = create_engine(config.database_url, future=True)
+    now, later = utcnow(), utcnow() + timedelta(days=3)
+    options = '[{"id": "yes", "text": {"en": "Yes"}}, {"id": "no", "text": {"en": "No"}}]'
+    old_receipt = hashlib.sha256(b"1:ABCDE23456").hexdigest()
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO residents (id, channel, channel_user_id, language, slots, offered, "
+            "voice_on, senior_mode, created_at, last_seen_at, version) VALUES "
+            "(1, 'terminal', 'gus', 'en', '{}', '[]', false, false, :now, :now, 1)"),
+            {"now": now})
+        for poll_id, status in ((1, "open"), (2, "closed")):
+            connection.execute(text(
+                "INSERT INTO polls (id, texts, options, buildings, allow_change, status, "
+                "closes_at, created_at) VALUES (:id, :texts, :options, '[]', true, :status, "
+                ":closes, :now)"),
+                {"id": poll_id, "texts": '{"en": {"question": "Q?", "background": "B"}}',
+                 "options": options, "status": status, "closes": later, "now": now})
+        for ballot_id, poll_id, option, receipt in (
+                ("b1", 1, "yes", old_receipt), ("b2", 1, "no", None),
+                ("b3", 2, "yes", None), ("b4", 2, "yes", None), ("b5", 2, "no", None)):
+            connection.execute(text(
+                "INSERT INTO ballots (id, poll_id, option, receipt_hash) VALUES "
+                "(:id, :poll, :option, :receipt)"),
+                {"id": ballot_id, "poll": poll_id, "option": option, "receipt": receipt})
+        for roll_id, resident_id, user in ((1, 1, "gus"), (2, None, "zed")):  # zed: /forget
+            connection.execute(text(
+                "INSERT INTO poll_voters (id, poll_id, resident_id, voter, status, voted_on) "
+                "VALUES (:id, 1, :resident, :voter, 'voted', :day)"),
+                {"id": roll_id, "resident": resident_id, "day": now.date(),
+                 "voter": hashlib.sha256(f"terminal:{user}".encode()).hexdigest()})
+    engine.dispose()
+
+    upgrade(config.database_url)
+    keys = ballot_keys(config.data_dir)
+    db = Database(config.database_url)
+    with db.session() as session:
+        assert session.get(Poll, 2).tally == {"yes": 2, "no": 1}
+        ballots = session.execute(select(Ballot)).scalars().all()
+        assert {b.poll_id for b in ballots} == {1} and "b1" not in {b.id for b in ballots}
+        assert sorted(keys.unseal(1, b.sealed) for b in ballots) == ["no", "yes"]
+        assert {len(b.sealed) for b in ballots} == {len(keys.seal(1, "x"))}
+        voters = dict(session.execute(select(PollVoter.id, PollVoter.voter)).all())
+        assert voters == {1: keys.voter_digest("terminal", "gus"),
+                          2: keys.voter_digest("terminal", "zed")}
+        gus = session.get(Resident, 1)
+        poll = session.get(Poll, 1)
+        poll_service.withdraw(session, poll, gus, "abcde 23456", keys)  # a receipt in hand
+        left = session.execute(select(Ballot)).scalars().all()
+        assert [keys.unseal(1, b.sealed) for b in left] == ["no"]
+    db.dispose()
