@@ -189,6 +189,17 @@ def sqlite_attack(path: Path, poll_id: int, roll_size: int) -> tuple[dict, list[
             return found[k] if k < len(found) else -1
         orders[f"cell {k} ascending"] = sorted(ballots, key=at)
         orders[f"cell {k} descending"] = sorted(ballots, key=at, reverse=True)
+    # Page by page: a page that holds most ballots' entries (the table's or an index's only
+    # leaf) has them at lower offsets the later they were written.
+    page_size = int.from_bytes(raw[16:18], "big") or 65536
+    pages = Counter(offset // page_size for found in offsets.values() for offset in found)
+    for page, count in pages.items():
+        if count < roll_size // 2:
+            continue
+        def in_page(b, page=page):
+            return max((o for o in offsets[b["id"]] if o // page_size == page), default=-1)
+        orders[f"page {page} ascending"] = sorted(ballots, key=in_page)
+        orders[f"page {page} descending"] = sorted(ballots, key=in_page, reverse=True)
     signals = {}
     for name, ordered in orders.items():
         predicted = []
