@@ -321,6 +321,7 @@ def cmd_polls_open(args) -> int:
 
 
 def cmd_polls_close(args) -> int:
+    from bot.keys import ballot_keys
     from bot.services import polls as service
     from flows.polls import result_payloads
 
@@ -330,7 +331,7 @@ def cmd_polls_close(args) -> int:
                                    resident, outcome)
 
         with db.session() as session:
-            _, queued = service.close(session, args.id, render)
+            _, queued = service.close(session, args.id, render, ballot_keys(config.data_dir))
         print(f"poll {args.id} is closed; results newly queued for {queued} participant(s)",
               file=sys.stderr)
         _deliver(config, db, service.result_prefix(args.id), args.rate,
@@ -350,13 +351,19 @@ def cmd_polls_results(args) -> int:
             outcome = service.results(session, poll)
             texts = poll.texts[language]
             print(f"poll {poll.id} ({poll.status}): {texts['question']}")
-            for option in poll.options:
+            if not outcome.counted:
+                print(f"voters on the roll {outcome.voters}; eligible {outcome.eligible}; "
+                      f"turnout so far {outcome.turnout:.1f}%")
+                print("counts: none while the poll is open (the ballots are sealed and "
+                      f"counted at closing: linli polls close {poll.id})")
+            for option in poll.options if outcome.counted else []:
                 label = option["text"].get(language) or next(iter(option["text"].values()))
                 print(f"  {option['id']}	{outcome.counts[option['id']]}	"
                       f"{outcome.percent(option['id']):.1f}%	{label}")
-            print(f"ballots {outcome.ballots}; voters on the roll {outcome.voters}; "
-                  f"eligible {outcome.eligible}; turnout {outcome.turnout:.1f}%")
-            if outcome.voters != outcome.ballots:
+            if outcome.counted:
+                print(f"ballots {outcome.ballots}; voters on the roll {outcome.voters}; "
+                      f"eligible {outcome.eligible}; turnout {outcome.turnout:.1f}%")
+            if outcome.counted and outcome.voters != outcome.ballots:
                 print(f"{outcome.voters - outcome.ballots} voter(s) withdrew a ballot to "
                       "change it and did not choose again")
             pending = [o for o in service.opinions(session, poll.id)

@@ -17,6 +17,7 @@ from bot.db import Database
 from bot.i18n import Catalogs, Translator
 from bot.models import ChannelInbox, Resident, Turn, utcnow
 from bot.services import outbox
+from bot.services.polls import find_receipt
 
 if TYPE_CHECKING:
     from flows.base import Flow
@@ -315,9 +316,13 @@ class Assistant:
             cleaned = textutil.clean(incoming.text) if incoming.kind == "text" else ""
             language = resident.language or self._first_contact_language(cleaned, incoming)
             ctx = Context(self, session, resident, incoming, self.catalogs.translator(language))
-            turn_in = None if push else self._record_in(ctx, cleaned)
+            # A receipt code, typed at any step, is handled before the log and the NLU see it.
+            receipt = None if push else find_receipt(cleaned)
+            turn_in = None if push else self._record_in(ctx, cleaned, private=bool(receipt))
 
-            if not push:
+            if receipt and not self.emergency_keywords.match(cleaned):
+                self.flow("polls").receipt_anywhere(ctx, receipt)
+            elif not push:
                 await self._route(ctx, cleaned)
 
             if ctx.resident not in session:  # /forget deleted the resident
@@ -462,7 +467,11 @@ class Assistant:
             return
 
         if flow.accepts_text(step):
-            # Typed text answers the step, unless it clearly means to leave it.
+            # Read against the step first where the flow asks for it (a poll's options)…
+            claims = getattr(flow, "claims_text", None)
+            if claims is not None and claims(ctx, step, cleaned):
+                return
+            # …then typed text answers the step, unless it clearly means to leave it.
             if self.understander is not None and ctx.resident.language is not None:
                 ctx.understanding = await self.understander.parse(cleaned, ctx.resident.language)
                 if self.flow("intents").interrupts(ctx.understanding, cleaned):
@@ -503,8 +512,13 @@ class Assistant:
         """Tells the resident about status changes made by staff since their last turn."""
         self.flow("notifications").deliver(ctx)
 
-    def _record_in(self, ctx: Context, cleaned: str) -> Turn:
+    def _record_in(self, ctx: Context, cleaned: str, private: bool = False) -> Turn:
+        """The incoming turn. Private (a receipt, or a step the flow lists in
+        `private_steps`: a ballot, an opinion): stored from the start without text or button,
+        so that no version of the row ever held them (PostgreSQL keeps old row versions)."""
         incoming = ctx.incoming
+        flow = self.flows.get(ctx.resident.flow or "")
+        private = private or ctx.resident.step in getattr(flow, "private_steps", ())
         kind = incoming.kind
         stored = cleaned
         if kind == "text" and cleaned.startswith("/"):
@@ -515,6 +529,8 @@ class Assistant:
         if kind in ("photo", "voice", "unsupported"):
             payload = str((incoming.media or {}).get("path") or (incoming.media or {}).get("type")
                           or "")
+        if private:
+            stored, payload = "", None
         turn = Turn(
             resident_id=ctx.resident.id,
             channel=incoming.channel,

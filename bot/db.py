@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,14 @@ T = TypeVar("T")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
+    """The SQLite file's folder, and the file itself readable by its owner only (0600): it is
+    created empty with that mode before SQLite opens it (SQLite would make it 0644), and an
+    existing file is narrowed to it. SQLite gives its journal the database file's mode."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(path, 0o600)
 
 
 def make_engine(url: str) -> Engine:
@@ -36,6 +43,9 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows (withdrawn and counted ballots, wiped outbox text) are overwritten
+            # with zeros in the file, not left in free space for a copy of it to show.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -278,6 +279,9 @@ class Poll(Base):
     opened_at = Column(DateTime)
     closed_at = Column(DateTime)
     eligible_count = Column(Integer)  # counted at closing, for the turnout
+    # Option id -> votes, counted once at closing from the sealed ballots, which are then
+    # deleted. Empty while the poll is open: no running count exists anywhere.
+    tally = Column(JSON)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     source = Column(String(400))
 
@@ -285,9 +289,10 @@ class Poll(Base):
 class PollVoter(Base):
     """The voter roll: who has voted in a poll. Nothing here says what they chose.
 
-    One row per voter and poll, enforced by the database (two unique keys). `voter` is a digest
-    of the resident's channel and chat id, kept when /forget detaches the row from the resident,
-    so that erasing one's data does not open a second ballot. status: "voted", or "changing"
+    One row per voter and poll, enforced by the database (two unique keys). `voter` is a keyed
+    digest (HMAC with the server secret, bot/keys.py) of the resident's channel and chat id,
+    kept when /forget detaches the row from the resident, so that erasing one's data does not
+    open a second ballot; without the secret it cannot be recomputed from a guess. status: "voted", or "changing"
     while a resident who presented their receipt chooses again (their old ballot is deleted).
     """
 
@@ -306,12 +311,14 @@ class PollVoter(Base):
 
 
 class Ballot(Base):
-    """What was chosen, with nothing that leads back to the voter.
+    """A sealed choice of an open poll, with nothing that leads back to the voter.
 
-    The key is random (not a sequence that follows the roll's order), there is no time, and
-    no column refers to a resident or to the roll. `receipt_hash` is set only in polls that
-    allow a change: the SHA-256 of a random code that only the voter's chat was shown.
-    On SQLite the table has no rowid, so not even the storage order follows the roll.
+    `sealed` is the option id padded to a fixed length and encrypted (AES-GCM, random nonce)
+    under a key derived from the server secret for this poll (bot/keys.py): the database alone
+    does not say what was chosen, whatever order the rows were written in. The key is random,
+    there is no time, no column refers to a resident or to the roll. `receipt_hash` (polls
+    that allow a change) is keyed with the server secret. At closing the ballots are counted
+    into `Poll.tally` and deleted.
     """
 
     __tablename__ = "ballots"
@@ -322,7 +329,7 @@ class Ballot(Base):
 
     id = Column(String(32), primary_key=True)
     poll_id = Column(Integer, ForeignKey("polls.id", ondelete="CASCADE"), nullable=False)
-    option = Column(String(48), nullable=False)
+    sealed = Column(LargeBinary, nullable=False)
     receipt_hash = Column(String(64), unique=True)
 
 

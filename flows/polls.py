@@ -1,15 +1,18 @@
 """Consultations: open polls, background, one vote (button, number or the option's name),
 a written opinion, changing a vote with a receipt code, and the results at closing.
 
-Steps: list → detail (vote) → detail; detail → stance → opinion; detail → receipt → detail.
-Every turn that carries a choice or a receipt is marked secret: the conversation log keeps
-neither, and the reply naming them is wiped from the outbox once sent (docs/polls.md).
-Drawn in flows/polls.mmd.
+Steps: list → detail (vote) → detail; detail → stance → opinion; detail → receipt → detail;
+detail (a longer text that names no option) → keep_opinion → stance → detail. What a resident
+sends at any of these steps is logged without its text or button (`private_steps`), and a
+receipt code typed anywhere is taken out before the log and the NLU (`receipt_anywhere`,
+called from bot/core.py). The reply naming a choice is wiped from the outbox once sent
+(docs/polls.md). Drawn in flows/polls.mmd.
 """
 
 from __future__ import annotations
 
 from bot.i18n import Translator
+from bot.keys import BallotKeys, ballot_keys
 from bot.models import Poll, Resident
 from bot.services import notices as notice_service
 from bot.services import polls as service
@@ -19,6 +22,11 @@ from flows.requests import MEDIA_CHANNELS
 
 MAX_QUOTES = 2  # per position in the digest of opinions
 MAX_QUOTE = 200
+# Free text at the "which option?" step that names no option and is at least this long is
+# taken for an opinion (offered to be kept as one), not for a failed vote or a problem report.
+OPINION_WORDS = 4  # words, in scripts that put spaces between them
+OPINION_HAN = 6  # Chinese characters
+OPINION_SYLLABLES = 4  # Tibetan syllables (separated by tsheg)
 
 
 def poll_text(poll: Poll, language: str, default_language: str) -> tuple[dict, bool]:
@@ -51,6 +59,19 @@ def names_option(typed: str, label: str) -> bool:
     if any(_unspaced(ch) for ch in typed):
         return len(typed) >= 2 and typed in label
     return len(typed) >= 3 and f" {typed} " in f" {label} "
+
+
+def is_longer_opinion(text: str) -> bool:
+    """Is this message long enough to be an opinion rather than an answer or a command?"""
+    han = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    if han >= OPINION_HAN:
+        return True
+    syllables = [part for part in text.replace("།", "་").replace(" ", "་").split("་")
+                 if any("\u0f40" <= ch <= "\u0fbc" for ch in part)]
+    if len(syllables) >= OPINION_SYLLABLES:
+        return True
+    words = [word for word in text.split() if any(ch.isalpha() for ch in word)]
+    return len(words) >= OPINION_WORDS
 
 
 def percent(value: float) -> str:
@@ -113,6 +134,13 @@ def result_payloads(t: Translator, config, resident: Resident,
 class Polls(Flow):
     name = "polls"
     text_steps = frozenset({"detail", "receipt", "opinion"})
+    # What arrives at these steps (a vote, a stance, an opinion, a receipt) is logged with no
+    # text and no button: bot/core.py stores the turn without them from the start.
+    private_steps = frozenset({"detail", "stance", "opinion", "receipt", "keep_opinion"})
+
+    @staticmethod
+    def keys(ctx) -> BallotKeys:
+        return ballot_keys(ctx.config.data_dir)
 
     def start(self, ctx) -> None:
         ctx.go(self.name, "list", slots={})
@@ -141,9 +169,16 @@ class Polls(Flow):
         elif step == "stance":
             self._stance(ctx)
         elif step == "opinion":
-            ctx.say(ctx.t("Please write your opinion in a few sentences. "
-                          "Staff read opinions before they are shared with the results."),
+            ctx.say(ctx.t("Please write your opinion in a few sentences. Do not write your "
+                          "name or address: opinions are shared without them. Staff read "
+                          "opinions before they are shared with the results."),
                     [self.cancel_button(ctx)])
+        elif step == "keep_opinion":
+            ctx.say(ctx.t("Do you want to keep what you wrote as your opinion in this "
+                          "consultation? Opinions are shared without your name, so it should "
+                          "not contain your name or address. Staff read it first."),
+                    [ctx.button(ctx.t("Yes, keep it as my opinion"), "p:keep"),
+                     ctx.button(ctx.t("No, do not keep it"), "cancel")])
         elif step == "receipt":
             ctx.say(ctx.t("Please send the receipt code you got when you voted. "
                           "It looks like ABCDE-FGHJK."), [self.cancel_button(ctx)])
@@ -188,7 +223,7 @@ class Polls(Flow):
             ctx.say("\n".join(lines), [back, self.menu_button(ctx)])
             return
         opinion = ctx.button(t("Write an opinion"), "p:opinion")
-        if service.has_voted(ctx.session, poll, ctx.resident):
+        if service.has_voted(ctx.session, poll, ctx.resident, self.keys(ctx)):
             lines.append(t("You have voted in this consultation."))
             buttons = [opinion, back, self.menu_button(ctx)]
             if poll.allow_change:
@@ -224,16 +259,63 @@ class Polls(Flow):
             ctx.go(self.name, "stance")
         elif step == "detail" and payload == "p:change":
             ctx.go(self.name, "receipt")
+        elif step == "stance" and kind == "stance" and ctx.slots.get("draft"):
+            draft = ctx.slots["draft"]
+            ctx.set_slots(draft=None, stance=None)
+            self.opinion(ctx, draft, value or None)
         elif step == "stance" and kind == "stance":
             ctx.set_slots(stance=value or None)
             ctx.go(self.name, "opinion")
+        elif step == "keep_opinion" and payload == "p:keep":
+            ctx.go(self.name, "stance")
         elif payload == "back":
             ctx.go(self.name, "list", slots={})
-        elif payload == "cancel" and step in ("stance", "opinion", "receipt"):
+        elif payload == "cancel" and step in ("stance", "opinion", "receipt", "keep_opinion"):
             ctx.say(ctx.t("Cancelled. Nothing was saved."))
             ctx.go(self.name, "detail", slots={"poll": ctx.slots.get("poll")})
         else:
             super().on_button(ctx, step, payload)
+
+    def claims_text(self, ctx, step, text: str) -> bool:
+        """Free text at the "which option?" step is read against the step before the NLU may
+        take it elsewhere: an option's name is a vote; a longer text that names no option is
+        offered to be kept as an opinion (held in the slots until the resident says yes)."""
+        if step != "detail":
+            return False
+        poll = ctx.session.get(Poll, int(ctx.slots.get("poll") or 0))
+        if poll is None or not service.is_open(poll) or not \
+                service.is_eligible(poll, ctx.resident):
+            return False
+        found = self._named_options(poll, text)
+        if len(found) == 1:
+            ctx.secret = True
+            self.vote(ctx, found[0])
+            return True
+        if not found and is_longer_opinion(text):
+            ctx.secret = True
+            ctx.set_slots(draft=text[:service.MAX_OPINION], stance=None)
+            ctx.go(self.name, "keep_opinion")
+            return True
+        return False
+
+    def receipt_anywhere(self, ctx, code: str) -> None:
+        """A receipt code typed at any step (bot/core.py found it before the log and the NLU):
+        withdraws that ballot and shows the poll's options, or says briefly that it matches
+        nothing this resident can change now."""
+        t = ctx.t
+        ctx.secret = True
+        poll = None
+        if ctx.resident.language is not None:
+            poll = service.withdraw_anywhere(ctx.session, ctx.resident, code, self.keys(ctx))
+        if poll is None:
+            ctx.say(t("That code does not match a vote you can change now."))
+            if ctx.resident.flow is None:
+                self.assistant.flow("onboarding").start(ctx)
+            else:
+                ctx.show()
+            return
+        ctx.say(t("Your earlier vote is withdrawn. Please choose again."))
+        ctx.go(self.name, "detail", slots={"poll": poll.id})
 
     def on_text(self, ctx, step, text):
         if step == "detail":
@@ -252,10 +334,7 @@ class Polls(Flow):
         poll = self._poll(ctx)
         if poll is None:
             return
-        typed = notice_service.fold(text)
-        found = [option["id"] for option in poll.options
-                 if any(names_option(typed, notice_service.fold(label))
-                        for label in option["text"].values())]
+        found = self._named_options(poll, text)
         if len(found) != 1:
             ctx.say(t("I could not tell which option you mean. "
                       "Please press a button or type its number."))
@@ -263,13 +342,20 @@ class Polls(Flow):
             return
         self.vote(ctx, found[0])
 
+    @staticmethod
+    def _named_options(poll: Poll, text: str) -> list[str]:
+        typed = notice_service.fold(text)
+        return [option["id"] for option in poll.options
+                if any(names_option(typed, notice_service.fold(label))
+                       for label in option["text"].values())]
+
     def vote(self, ctx, option_id: str) -> None:
         t = ctx.t
         poll = self._poll(ctx)
         if poll is None:
             return
         try:
-            receipt = service.cast(ctx.session, poll, ctx.resident, option_id)
+            receipt = service.cast(ctx.session, poll, ctx.resident, option_id, self.keys(ctx))
         except service.AlreadyVoted:
             text = t("You have already voted in this consultation, and each resident "
                      "votes once.")
@@ -302,7 +388,7 @@ class Polls(Flow):
         if poll is None:
             return
         try:
-            service.withdraw(ctx.session, poll, ctx.resident, text)
+            service.withdraw(ctx.session, poll, ctx.resident, text, self.keys(ctx))
         except service.BadReceipt:
             ctx.say(t("That code does not match a vote in this consultation. "
                       "Please check it and send it again."))
@@ -315,7 +401,7 @@ class Polls(Flow):
         ctx.say(t("Your earlier vote is withdrawn. Please choose again."))
         ctx.go(self.name, "detail")
 
-    def opinion(self, ctx, text: str) -> None:
+    def opinion(self, ctx, text: str, stance: str | None = None) -> None:
         t = ctx.t
         poll = self._poll(ctx)
         if poll is None:
@@ -325,7 +411,8 @@ class Polls(Flow):
             ctx.show()
             return
         try:
-            service.add_opinion(ctx.session, poll, t.language, text, ctx.slots.get("stance"))
+            service.add_opinion(ctx.session, poll, t.language, text,
+                                stance or ctx.slots.get("stance"))
         except (service.NotOpen, service.UnknownOption):
             ctx.say(t("This consultation is not open for opinions."))
             ctx.go(self.name, "detail", slots={"poll": poll.id})

@@ -204,15 +204,18 @@ def test_a_consultation_created_opened_voted_and_closed_with_its_results(app, db
         assert resident.t("Thank you. Your vote is counted.") in resident.text
         voters.append(resident)
 
-    page = staff.get(f"/polls/{poll_id}").text
-    counts = dict(re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", page))
-    assert counts == {"Yes, install them": "2", "No, not needed": "1"}
-    assert '<svg class="bars" id="result-chart"' in page and "2 (67%)" in page
+    page = staff.get(f"/polls/{poll_id}").text  # open: turnout only, no counts
+    assert 'id="turnout-only"' in page and "(3 of " in page
+    assert not re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", page)
+    assert 'id="result-chart"' not in page
 
     response = staff.post(f"/polls/{poll_id}/close")
     assert response.status_code == 303
     page = staff.get(f"/polls/{poll_id}").text
     assert "Closed: results queued for 3 participant(s)." in page
+    counts = dict(re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", page))
+    assert counts == {"Yes, install them": "2", "No, not needed": "1"}
+    assert '<svg class="bars" id="result-chart"' in page and "2 (67%)" in page
     assert staff.get(f"/polls/{poll_id}/progress.json").json()["total"]["pending"] == 3
     told = TerminalSession(assistant, "v1").send("/menu")
     assert "Yes, install them" in told and "2" in told

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.config import PROJECT_ROOT
 from bot.core import Assistant, Understanding
+from bot.keys import ballot_keys
 from bot.models import (
     Ballot,
     OutboxMessage,
@@ -53,6 +54,12 @@ SECOND_NOTICE = {
 # How each resident votes: by button, by typing a number, by naming the option.
 VOTES = {"zh_Hans": ("button", "east_gate"), "mn": ("number", "building_5"),
          "ug": ("name", "none")}
+
+
+def sealed_choices(env: dict, ballots) -> list[str]:
+    """What the ballots say, opened with the server secret as closing does."""
+    keys = ballot_keys(Path(env["LINLI_DATA_DIR"]))
+    return [keys.unseal(ballot.poll_id, ballot.sealed) for ballot in ballots]
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -229,8 +236,8 @@ def test_residents_vote_once_give_opinions_and_get_the_results_at_closing(
     cli(env, "polls", "opinions", str(poll_id), "--approve", *opinion_ids)
 
     with db.session() as session:
-        ballots = session.execute(select(Ballot.option)).scalars().all()
-        assert sorted(ballots) == ["building_5", "east_gate", "none"]
+        ballots = session.execute(select(Ballot)).scalars().all()
+        assert sorted(sealed_choices(env, ballots)) == ["building_5", "east_gate", "none"]
         assert session.execute(select(func.count()).select_from(PollVoter)).scalar_one() == 3
 
     closed = cli(env, "polls", "close", str(poll_id))
@@ -287,7 +294,7 @@ def test_a_vote_is_changed_only_with_the_receipt_and_nothing_kept_names_the_choi
     assert "does not match" in resident.text
 
     with db.session() as session:
-        assert session.execute(select(Ballot.option)).scalars().all() == ["building_5"]
+        assert sealed_choices(env, session.execute(select(Ballot)).scalars()) == ["building_5"]
         roll = session.execute(select(PollVoter)).scalar_one()
         assert roll.status == "voted"
         logged = " ".join(filter(None, (f"{t.text} {t.payload} {t.entities}" for t in
@@ -363,7 +370,7 @@ def test_no_column_or_key_leads_from_a_ballot_to_a_voter(config, db):
             assert column["type"].python_type not in (type(utcnow()), type(utcnow().date()))
         assert columns["id"]["type"].python_type is str  # random, not a sequence
     assert {c["name"] for c in schema.get_columns("ballots")} == {
-        "id", "poll_id", "option", "receipt_hash"}
+        "id", "poll_id", "sealed", "receipt_hash"}  # the choice only sealed (bot/keys.py)
     # …and nothing on the roll leads to a ballot.
     roll = {c["name"] for c in schema.get_columns("poll_voters")}
     assert roll == {"id", "poll_id", "resident_id", "voter", "status", "voted_on"}

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import secrets
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.console.models import AuditEntry, LoginAttempt, StaffUser
+from bot.keys import secret_key  # noqa: F401  (moved to bot/keys.py: it keys ballots too)
 from bot.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -197,25 +196,3 @@ def audit(session: Session, actor: str, action: str, target: str | None,
                        detail=detail)
     session.add(entry)
     return entry
-
-
-def secret_key(data_dir: Path) -> str:
-    """LINLI_SECRET_KEY, else a random key kept in <data dir>/console-secret (mode 0600)."""
-    env = os.environ.get("LINLI_SECRET_KEY", "").strip()
-    if env:
-        if len(env) < 32:
-            raise AccountError("LINLI_SECRET_KEY must be at least 32 characters long")
-        return env
-    path = Path(data_dir) / "console-secret"
-    if path.is_file():
-        os.chmod(path, 0o600)
-        key = path.read_text(encoding="ascii").strip()
-        if len(key) >= 32:
-            return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key + "\n")
-    os.chmod(path, 0o600)
-    return key

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.console import auth, charts
 from bot.console.i18n import StaffTranslator
+from bot.keys import ballot_keys
 from bot.models import Notice, OutboxMessage, Poll, Resident, utcnow
 from bot.services import notices as notice_service
 from bot.services import outbox
@@ -303,9 +304,11 @@ class CommunityPages:
             def label(option):
                 return option["text"].get(lang) or option["text"][self.config.default_language]
 
+            # Counts exist only once the poll is closed: a running count beside a transcript
+            # would name each vote as it comes in (docs/polls.md).
             chart = charts.bars([(label(o), outcome.counts[o["id"]],
                                   f"{outcome.counts[o['id']]} ({outcome.percent(o['id']):.0f}%)")
-                                 for o in poll.options])
+                                 for o in poll.options]) if outcome.counted else ([], 0)
             return self.render(
                 request, "poll.html", poll=poll, outcome=outcome, chart=chart, label=label,
                 missing=self._missing(poll.texts), languages=self.config.languages,
@@ -330,7 +333,8 @@ class CommunityPages:
         try:
             with self.db.session() as session:
                 if closing:
-                    _, queued = poll_service.close(session, poll_id, render)
+                    _, queued = poll_service.close(session, poll_id, render,
+                                                   ballot_keys(self.config.data_dir))
                     auth.audit(session, staff.name, "poll.close", f"poll:{poll_id}",
                                {"queued": queued})
                     flash = t("Closed: results queued for {queued} participant(s).",

@@ -218,6 +218,10 @@ ZH_HANS = {
     "Ballots": "票数",
     "{ballots} ballot(s); turnout {turnout}% ({voters} of {eligible})":
         "共{ballots}票；参与率{turnout}%（{eligible}人中{voters}人）",
+    "Turnout so far {turnout}% ({voters} of {eligible}). The votes are sealed and counted "
+    "at closing: no one, staff included, sees counts while the consultation is open.":
+        "目前参与率{turnout}%（{eligible}人中{voters}人）。选票已加密，结束时才统计："
+        "投票期间任何人（包括工作人员）都看不到各选项票数。",
     "Talk to staff": "人工服务",
     "Residents waiting for staff. This page refreshes itself every {seconds} seconds.":
         "等待工作人员回复的居民。本页每{seconds}秒自动刷新。",

@@ -1,0 +1,112 @@
+"""The server secret (never in the database) and the ballot keys derived from it.
+
+One secret, from LINLI_SECRET_KEY or else a random key file in the data directory (mode 0600),
+signs the console's sessions and keys everything that must not be readable from a copy of the
+database alone: the voter roll's digests, receipt hashes and sealed ballots (docs/polls.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEY_FILE = "console-secret"  # its historical name: the console's session secret came first
+SEALED_CHOICE = 64  # bytes every choice is padded to before sealing: lengths reveal nothing
+NONCE = 12
+
+
+class SecretKeyError(ValueError):
+    """The configured secret is unusable (names the variable at fault)."""
+
+
+def secret_key(data_dir: Path) -> str:
+    """LINLI_SECRET_KEY, else a random key kept in <data dir>/console-secret (mode 0600)."""
+    env = os.environ.get("LINLI_SECRET_KEY", "").strip()
+    if env:
+        if len(env) < 32:
+            raise SecretKeyError("LINLI_SECRET_KEY must be at least 32 characters long")
+        return env
+    path = Path(data_dir) / KEY_FILE
+    if path.is_file():
+        os.chmod(path, 0o600)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def _derive(secret: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"linli {purpose}".encode()).derive(secret)
+
+
+class BallotKeys:
+    """Keyed digests and sealing for consultations, all derived from the server secret."""
+
+    def __init__(self, secret: str):
+        raw = secret.encode()
+        self._roll = _derive(raw, "voter roll")
+        self._receipts = _derive(raw, "receipts")
+        self._ballots = raw
+
+    def voter_digest(self, channel: str, user_id: str) -> str:
+        """Who the roll says voted: HMAC of the (old, unkeyed) SHA-256 of channel and chat id.
+
+        Keyed, so a guess ("terminal:fiona") cannot be checked against the roll without the
+        secret; over the unkeyed digest, so migration 0008 could rewrite rows /forget had
+        already detached from their resident."""
+        plain = hashlib.sha256(f"{channel}:{user_id}".encode()).hexdigest()
+        return self.roll_digest(plain)
+
+    def roll_digest(self, unkeyed: str) -> str:
+        return hmac.new(self._roll, unkeyed.encode(), hashlib.sha256).hexdigest()
+
+    def receipt_hash(self, poll_id: int, code: str) -> str:
+        """A normalised receipt code with its poll, keyed with the secret (over the old
+        unkeyed SHA-256, so migration 0008 could rewrite the hashes of receipts in hand)."""
+        return self.receipt_digest(hashlib.sha256(f"{poll_id}:{code}".encode()).hexdigest())
+
+    def receipt_digest(self, unkeyed: str) -> str:
+        return hmac.new(self._receipts, unkeyed.encode(), hashlib.sha256).hexdigest()
+
+    def _poll_key(self, poll_id: int) -> AESGCM:
+        return AESGCM(_derive(self._ballots, f"ballots of poll {poll_id}"))
+
+    def seal(self, poll_id: int, option: str) -> bytes:
+        """The option id, padded to SEALED_CHOICE bytes, AES-GCM under the poll's key."""
+        data = option.encode()
+        if len(data) >= SEALED_CHOICE:
+            raise ValueError(f"option id {option!r} is longer than {SEALED_CHOICE - 1} bytes")
+        padded = bytes([len(data)]) + data + bytes(SEALED_CHOICE - 1 - len(data))
+        nonce = secrets.token_bytes(NONCE)
+        return nonce + self._poll_key(poll_id).encrypt(nonce, padded, f"poll:{poll_id}".encode())
+
+    def unseal(self, poll_id: int, sealed: bytes) -> str:
+        """The option id of a sealed ballot (raises if it was sealed for another poll)."""
+        nonce, body = bytes(sealed[:NONCE]), bytes(sealed[NONCE:])
+        padded = self._poll_key(poll_id).decrypt(nonce, body, f"poll:{poll_id}".encode())
+        return padded[1:1 + padded[0]].decode()
+
+
+@lru_cache(maxsize=8)
+def _keys(secret: str) -> BallotKeys:
+    return BallotKeys(secret)
+
+
+def ballot_keys(data_dir: Path) -> BallotKeys:
+    """The ballot keys of this installation (the secret is read once per process and value)."""
+    return _keys(secret_key(data_dir))
