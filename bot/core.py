@@ -15,7 +15,7 @@ from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
 from bot.i18n import Catalogs, Translator
-from bot.models import ChannelInbox, OutboxMessage, Resident, Turn, utcnow
+from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
 from bot.services import outbox
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_STORED_TEXT = 4096
-# Outbox rows queued outside a resident's turn, for many residents at once (bot/push.py).
-NEWS_KINDS = frozenset({"notice", "poll-result"})
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,11 @@ class Attachment(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
+# Outbox kinds queued outside a resident's turn, for many residents at once (bot/push.py): the
+# resident's current step is shown again below them (Assistant.deliver_notifications).
+NEWS_KINDS = frozenset({"notice", "poll-result"})
+
+
 class OutboxMessage(Base):
     """One message for a resident's chat, kept until the channel has taken it.
 

@@ -176,3 +176,42 @@ def test_a_notice_pushed_by_linli_mid_confirmation_is_followed_by_the_confirmati
         answer = session.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc())
                                  .limit(2)).scalars().all()
         assert "Nothing was erased." in [row.payload["text"] for row in answer]
+
+
+def test_a_notice_published_from_the_console_is_followed_by_the_step_in_linli_serve(
+        config, db, fake):
+    """Published in the console, the notice is sent by the running channel; its next push round
+    shows the resident's step again below it."""
+    from bot.i18n import Catalogs
+    from bot.services import notices as notice_service
+    from bot.specs import load_notice
+    from flows.notices import push_payloads
+
+    catalogs = Catalogs(config)
+
+    def render(resident, notice):
+        return push_payloads(catalogs.translator(resident.language), config, resident, notice)
+
+    async def scenario():
+        resident = Resident_(fake, db, language="en")
+        async with Bot(config, db, fake):
+            await resident.onboard_in_english()
+            await resident.says("/forget")
+            with db.session() as session:
+                row = session.execute(select(Resident)).scalar_one()
+                notice_service.subscribe(session, row, "elderly_care")
+                notice = notice_service.add(session, load_notice(
+                    config.path.parent / "docs" / "examples" / "notice.yml", config))
+                notice_id = notice.id
+            before = len(fake.sent_to(CHAT))
+            with db.session() as session:
+                notice_service.publish(session, notice_id, render)
+            got = await asyncio.wait_for(_until(lambda: fake.sent_to(CHAT)[before:],
+                                                lambda s: any(x.buttons for x in s)), 20)
+            assert "New notice" in got[0].text
+            assert [label for label, _ in got[-1].buttons] == ["1. No, keep my data",
+                                                               "2. Yes, erase"]
+            sent = await resident.says("1")
+            assert "Nothing was erased." in texts(sent) and residents(db) == 1
+
+    asyncio.run(scenario())

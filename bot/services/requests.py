@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_
-from bot.models import Attachment, Category, Request, RequestEvent, Resident, utcnow
+from bot.models import (
+    NEWS_KINDS,
+    Attachment,
+    Category,
+    OutboxMessage,
+    Request,
+    RequestEvent,
+    Resident,
+    utcnow,
+)
 from bot.text import mask_contacts
 
 log = logging.getLogger(__name__)
@@ -347,7 +356,26 @@ def pending_notifications(session: Session, resident: Resident) -> list[RequestE
 
 
 def residents_with_news(session: Session, channel: str, limit: int = 200) -> list[str]:
-    """Chat ids on `channel` of residents with status changes they have not been told about."""
+    """Chat ids on `channel` of residents with status changes they have not been told about,
+    and of residents in a flow whose chat ends with a notice or a poll's results sent since
+    their last turn (their push turn shows the step again below it)."""
+    return list(dict.fromkeys(_residents_with_changes(session, channel, limit)
+                              + _residents_behind_news(session, channel, limit)))[:limit]
+
+
+def _residents_behind_news(session: Session, channel: str, limit: int) -> list[str]:
+    newest = (select(func.max(OutboxMessage.id)).where(OutboxMessage.resident_id == Resident.id)
+              .correlate(Resident).scalar_subquery())
+    return list(session.execute(
+        select(Resident.channel_user_id)
+        .join(OutboxMessage, OutboxMessage.id == newest)
+        .where(Resident.channel == channel, Resident.flow.isnot(None),
+               OutboxMessage.kind.in_(sorted(NEWS_KINDS)), OutboxMessage.status == "sent")
+        .limit(limit)
+    ).scalars())
+
+
+def _residents_with_changes(session: Session, channel: str, limit: int) -> list[str]:
     rows = session.execute(
         select(Resident.channel_user_id)
         .join(Request, Request.resident_id == Resident.id)
