@@ -287,3 +287,18 @@ def test_the_word_at_the_first_step_erases_and_a_typed_2_never_does(chat, db):
     resident.send("/forget")
     resident.send("刪除")
     assert resident_count(db) == 0
+
+
+def test_photos_sent_to_staff_or_left_in_an_unfinished_report_are_deleted_too(
+        assistant, config, db):
+    resident = Chat(assistant, "7003", channel="telegram")
+    resident.onboard("en")
+    resident.press_payload("menu:staff")
+    send_media(resident, "photo", stored_media(config, "photo", "to-staff.jpg", b"\xff\xd8a"))
+    resident.press_payload("menu")
+    resident.press_payload("menu:report")
+    resident.press_payload("cat:facility_repair")
+    send_media(resident, "photo", stored_media(config, "photo", "draft.jpg", b"\xff\xd8b"))
+    assert media_files(config) == ["photo/draft.jpg", "photo/to-staff.jpg"]
+    erase(resident)
+    assert media_files(config) == []
