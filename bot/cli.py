@@ -145,7 +145,7 @@ def cmd_requests_set_status(args) -> int:
     from bot.app import build
     from bot.services import requests as service
 
-    _, db, _ = build()
+    config, db, _ = build()
     try:
         with db.session() as session:
             event = service.change_status(
@@ -156,6 +156,7 @@ def cmd_requests_set_status(args) -> int:
                 note=args.note,
                 department_id=args.department,
                 duplicate_of=args.duplicate_of,
+                data_dir=config.data_dir,
             )
             tracking_number = event.request.tracking_number
     except service.RequestError as exc:

@@ -15,7 +15,7 @@ from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
 from bot.i18n import Catalogs, Translator
-from bot.models import ChannelInbox, Resident, Turn, utcnow
+from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
 from bot.services import outbox
 from bot.services.polls import find_receipt
 
@@ -332,10 +332,11 @@ class Assistant:
                                    [outbox.reply_payload(r, resident) for r in replies],
                                    erased=True)
                 return replies
+            news_from = len(ctx.replies)
             if resident.channel not in self.queued_channels:
                 ctx.replies += [outbox.payload_reply(row.payload)
                                 for row in self._take_outbox(session, resident)]
-            self.deliver_notifications(ctx)
+            self.deliver_notifications(ctx, news_from)
             replies = self._only_last_buttons(ctx.replies)
             self._finish(ctx, turn_in, replies)
             if resident.channel in self.queued_channels and replies:
@@ -508,9 +509,43 @@ class Assistant:
         lines.append(t("Linli cannot call for you."))
         ctx.say("\n".join(lines))
 
-    def deliver_notifications(self, ctx: Context) -> None:
-        """Tells the resident about status changes made by staff since their last turn."""
+    def deliver_notifications(self, ctx: Context, news_from: int | None = None) -> None:
+        """Tells the resident about status changes made by staff since their last turn.
+
+        News never takes over the buttons: after anything that arrived between turns (these
+        changes, or messages queued meanwhile from `news_from` on), the current step is shown
+        again, so the last buttons on screen, and what a number means, are the step's.
+        """
+        news_from = len(ctx.replies) if news_from is None else news_from
         self.flow("notifications").deliver(ctx)
+        if len(ctx.replies) > news_from:
+            last = ctx.replies[-1]
+            self._show_step_after_news(ctx, [b.payload for b in last.buttons] or None)
+        elif ctx.incoming.kind == "push" and ctx.resident.channel in self.queued_channels:
+            sent_last = self._news_sent_last(ctx.session, ctx.resident)
+            if sent_last is not None:  # a notice or a poll's results went out meanwhile
+                self._show_step_after_news(ctx, [data for _, data in
+                                                 sent_last.get("buttons") or []] or None)
+
+    def _show_step_after_news(self, ctx: Context, last_buttons: list[str] | None) -> None:
+        """The current step again, unless the news already ended with its buttons (a staff
+        answer at the handover step, the rating the news itself started)."""
+        if ctx.resident.flow is None:
+            return
+        before = len(ctx.replies)
+        ctx.show()
+        if [b.payload for r in ctx.replies[before:] for b in r.buttons] == last_buttons:
+            del ctx.replies[before:]
+
+    @staticmethod
+    def _news_sent_last(session: Session, resident: Resident) -> dict | None:
+        """The payload of the chat's newest message if it was news sent outside a turn."""
+        row = session.execute(
+            select(OutboxMessage.kind, OutboxMessage.payload)
+            .where(OutboxMessage.resident_id == resident.id)
+            .order_by(OutboxMessage.id.desc()).limit(1)
+        ).first()
+        return row.payload if row is not None and row.kind in NEWS_KINDS else None
 
     def _record_in(self, ctx: Context, cleaned: str, private: bool = False) -> Turn:
         """The incoming turn. Private (a receipt, or a step the flow lists in

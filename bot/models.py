@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -144,6 +145,11 @@ class Request(Base):
     rating = Column(Integer)
     rated_at = Column(DateTime)
     duplicate_of_id = Column(Integer, ForeignKey("requests.id"))
+    # /forget: the resident asked for their data to be erased while the request was still
+    # open; its description, place, photos and voice notes go when it is finished.
+    erase_when_finished = Column(Boolean, nullable=False, default=False,
+                                 server_default=false())
+    erased_at = Column(DateTime)  # when the resident's words, place and media were erased
 
     events = relationship(
         "RequestEvent", order_by="RequestEvent.id", back_populates="request", lazy="selectin"
@@ -188,6 +194,11 @@ class Attachment(Base):
     size = Column(Integer)
     duration = Column(Float)  # seconds, for voice notes
     created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+# Outbox kinds queued outside a resident's turn, for many residents at once (bot/push.py): the
+# resident's current step is shown again below them (Assistant.deliver_notifications).
+NEWS_KINDS = frozenset({"notice", "poll-result"})
 
 
 class OutboxMessage(Base):

@@ -71,9 +71,34 @@ async def push_telegram(config: Config, db: Database, key_prefix: str, rate: flo
         finally:
             stop.set()
             await reporter
+        await _show_steps_again(config, db, sender, key_prefix, CHANNEL, rate)
         return counts(db, key_prefix, CHANNEL)
     finally:
         await application.shutdown()
+
+
+async def _show_steps_again(config: Config, db: Database, sender: Sender, key_prefix: str,
+                            channel: str, rate: float) -> None:
+    """Below the push, each resident who got it sees their current step again: the last
+    buttons in their chat stay the step's, so a number pressed next means what the step says
+    (a push turn: see Assistant.deliver_notifications)."""
+    from sqlalchemy import distinct, select
+
+    from bot.core import Assistant, Incoming
+    from bot.models import OutboxMessage
+
+    with db.session() as session:
+        chats = list(session.execute(
+            select(distinct(OutboxMessage.chat_id))
+            .where(OutboxMessage.channel == channel, OutboxMessage.status == "sent",
+                   OutboxMessage.resident_id.isnot(None), outbox.keyed(key_prefix))
+        ).scalars())
+    if not chats:
+        return
+    assistant = Assistant(config, db, queued_channels=frozenset({channel}))
+    for chat in chats:
+        await assistant.handle(Incoming(channel=channel, user_id=chat, kind="push"))
+    await _paced(sender, chats, rate)
 
 
 async def _paced(sender: Sender, chats: list[str], rate: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_TEXT_LENGTH = 1000
@@ -136,3 +137,79 @@ _PAIRS = (
 )
 _SIMPLIFIED_ONLY = frozenset(p[0] for p in _PAIRS.split() if p[0] != p[1])
 _TRADITIONAL_ONLY = frozenset(p[1] for p in _PAIRS.split() if p[0] != p[1])
+
+
+# --- hiding contact details in residents' free text ------------------------------------------
+MASK = "•••"
+_CHINESE_DIGITS = "〇零一二三四五六七八九两兩十百"
+_PHONE_SEPARATORS = " -./()+·"
+# What a phone number looks like once every digit (any script, Chinese numerals too) reads 0:
+# at least seven digits, grouped by spaces, dots, dashes, slashes or brackets.
+_PHONE_SHAPE = re.compile(r"\+?0[0 \-./()+·]{5,}0")
+_DATE_SHAPE = re.compile(r"^0{4}[-./]0{1,2}[-./]0{1,2}$")
+_NUMBER = r"[0-9０-９༠-༩٠-٩" + _CHINESE_DIGITS + r"]+"
+# Places written into a description: a number joined to an address word, and road names.
+_ADDRESS_PATTERNS = (
+    # 3号楼2单元501室, 幸福路12号, 5棟3樓, 12弄
+    re.compile(r"(?:[\u4e00-\u9fff]{1,6}(?:路|街|巷|道|弄|里|村|小区|小區|社区|社區))?"
+               r"(?:" + _NUMBER + r"\s*(?:号楼|號樓|号|號|楼|樓|栋|棟|幢|座|单元|單元|室|户|戶|"
+               r"弄|层|層|门|門|排|组|組)\s*)+"),
+    re.compile(r"[\u4e00-\u9fff]{1,6}(?:路|街|巷|大道)(?=\s|$|[，。,.])"),
+    # room 501, flat 3B, building 3, 12 Xingfu Road
+    re.compile(r"\b(?:room|rm|flat|apt|apartment|unit|building|bldg|block|floor|house|no\.?)"
+               r"\s*#?\s*\d+[A-Za-z]?\b", re.IGNORECASE),
+    re.compile(r"\b\d+[A-Za-z]?(?:\s+[A-Z][A-Za-z]*){1,3}\s+(?:Road|Rd|Street|St|Lane|Ln|"
+               r"Avenue|Ave|Drive|Dr|Way)\b\.?"),
+    # 3-р байр, 12 тоот, 5 давхар
+    re.compile(r"\d+\s*(?:-?\s*(?:р|р\.|дугаар))?\s*(?:байр|тоот|орц|давхар|хороо|гудамж)\w*",
+               re.IGNORECASE),
+    # 3-بىنا, 12-ئۆي, 5-قەۋەت
+    re.compile(r"[0-9٠-٩]+\s*-?\s*(?:بىنا|ئۆي|قەۋەت|كوچا|نومۇر|ئىشىك|ئېغىز)\S*"),
+    # ཁང་མིག་ཨང་༣, ཐོག་ ༥, ཨང་ 12
+    re.compile(r"(?:ཁང་མིག|ཁང་པ|ཐོག|ཨང)[་\s]*(?:ཨང[་\s]*)?[༠-༩0-9]+"),
+)
+
+
+def _digit_value(ch: str) -> bool:
+    if ch in _CHINESE_DIGITS:
+        return True
+    try:
+        unicodedata.decimal(ch)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _phone_shape(ch: str) -> str:
+    if _digit_value(ch):
+        return "0"
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if len(folded) == 1 and folded in _PHONE_SEPARATORS else "x"
+
+
+def mask_phones(text: str) -> str:
+    """Phone-like runs become •••: 13700001111, 137 0000 1111, 138.1234.5678, +86 138…,
+    full-width digits and Chinese numerals (一三八…) alike. Dates are left as they are."""
+    shape = "".join(_phone_shape(ch) for ch in text)  # one character for each of text's
+    out, last = [], 0
+    for match in _PHONE_SHAPE.finditer(shape):
+        digits = match.group().count("0")
+        if digits < 7 or _DATE_SHAPE.match(match.group()):
+            continue
+        out += [text[last:match.start()], MASK]
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def mask_contacts(text: str | None) -> str:
+    """The text with phone numbers and written addresses replaced by •••.
+
+    For a request whose writer erased their data (/forget) while it was still open: staff
+    keep what the problem is, not how to find or call the person. Best effort: a place
+    written in words alone ("next to the old school") is not recognised.
+    """
+    masked = mask_phones(text or "")
+    for pattern in _ADDRESS_PATTERNS:
+        masked = pattern.sub(lambda m: MASK if m.group().strip() else m.group(), masked)
+    return masked

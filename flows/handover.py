@@ -161,7 +161,10 @@ def answer(session: Session, catalogs: Catalogs, resident_id: int, text: str) ->
     t = catalogs.translator(resident.language)
     payload = _payload(t, resident, t("Reply from the community staff:") + "\n" + text,
                        [[t("Back to the assistant"), "menu"]])
-    resident.offered = ["menu"]  # so the button works when tapped in a chat app
+    # The answer's button works when tapped in a chat app; the step's buttons keep their
+    # numbers (the answer is news: it never takes over what "1" means).
+    if "menu" not in (resident.offered or []):
+        resident.offered = [*(resident.offered or []), "menu"]
     return outbox.enqueue(session, resident, [payload], kind=ANSWER_KIND)[0]
 
 

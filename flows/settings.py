@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from bot.services import residents as resident_service
 from flows.base import Flow
 from flows.onboarding import language_buttons, language_from_text
@@ -9,7 +11,8 @@ from flows.onboarding import language_buttons, language_from_text
 
 class Settings(Flow):
     name = "settings"
-    text_steps = frozenset({"language", "building"})
+    # At "forget" and "forget_word" typed text is read as the erase word, never as a choice.
+    text_steps = frozenset({"language", "building", "forget", "forget_word"})
     MAX_BUILDING = 64
 
     def start(self, ctx, step: str = "main") -> None:
@@ -26,17 +29,26 @@ class Settings(Flow):
                       "buildings."), [self.cancel_button(ctx)])
             return
         if step == "forget":
+            # The safe choice is 1: a resident pressing 1 again and again never erases.
             ctx.say(
-                t(
-                    "This erases your profile and the record of our conversation. Your requests "
-                    "stay, without your name, so that the community's figures stay true. "
-                    "Erase your data now?"
-                ),
+                t("Erasing your data removes your profile and our conversation.\n"
+                  "Finished requests keep only their category, dates and rating: their "
+                  "description, place, photos and voice notes are erased.\n"
+                  "Open requests keep what staff need to finish the job, with phone numbers "
+                  "and addresses hidden, and are erased in the same way when they close.\n"
+                  "Your words that were used to teach Linli are removed too.")
+                + "\n" + t("To erase, type the word {word} or choose 2. To keep your data, "
+                            "choose 1.", word=self.erase_word(ctx)),
                 [
-                    ctx.button(t("Yes, erase my data"), "forget:yes"),
-                    ctx.button(t("No, keep it"), "forget:no"),
+                    ctx.button(t("No, keep my data"), "forget:no"),
+                    ctx.button(t("Yes, erase"), "forget:yes"),
                 ],
             )
+            return
+        if step == "forget_word":
+            ctx.say(t("To erase your data, type the word {word}. Nothing has been erased yet.",
+                      word=self.erase_word(ctx)),
+                    [ctx.button(t("No, keep my data"), "forget:no")])
             return
         resident = ctx.resident
         on, off = t("on"), t("off")
@@ -62,7 +74,22 @@ class Settings(Flow):
         )
 
     def yes_no(self, ctx, step):
-        return ("forget:yes", "forget:no") if step == "forget" else None
+        # "Yes" in free text is not the erase word: it only asks for the word.
+        return ("forget:word", "forget:no") if step in ("forget", "forget_word") else None
+
+    @staticmethod
+    def erase_word(ctx) -> str:
+        # TRANSLATORS: the one word a resident types to confirm erasing their data. One word,
+        # in capitals where the script has them, easy to type on a phone.
+        return ctx.t("ERASE")
+
+    def is_erase_word(self, ctx, text: str) -> bool:
+        """The typed text is the erase word (any case, full-width or not, stray punctuation
+        and spaces ignored)."""
+        def folded(value: str) -> str:
+            value = unicodedata.normalize("NFKC", value).casefold()
+            return "".join(ch for ch in value if unicodedata.category(ch)[0] not in "PZC")
+        return bool(folded(text)) and folded(text) == folded(self.erase_word(ctx))
 
     def on_button(self, ctx, step, payload):
         resident = ctx.resident
@@ -82,14 +109,24 @@ class Settings(Flow):
             ctx.go(self.name, "forget")
         elif step == "language" and payload.startswith("lang:"):
             self.change_language(ctx, payload.split(":", 1)[1])
-        elif step == "forget" and payload == "forget:yes":
-            self.forget(ctx)
-        elif step == "forget" and payload == "forget:no":
+        elif step == "forget" and payload == "forget:yes" and ctx.incoming.kind == "button":
+            self.forget(ctx)  # the "Yes, erase" button itself, tapped
+        elif step in ("forget", "forget_word") and payload in ("forget:yes", "forget:word"):
+            # Typed "2" (or "yes"): a number is too easy to type by mistake; ask for the word.
+            ctx.go(self.name, "forget_word")
+        elif step in ("forget", "forget_word") and payload == "forget:no":
             ctx.main_menu(ctx.t("Nothing was erased."))
         else:
             super().on_button(ctx, step, payload)
 
     def on_text(self, ctx, step, text):
+        if step in ("forget", "forget_word"):
+            if self.is_erase_word(ctx, text):
+                self.forget(ctx)
+                return
+            ctx.say(ctx.t("Nothing was erased."))
+            ctx.show()
+            return
         if step == "building":
             if not any(ch.isalnum() for ch in text) or len(text) > self.MAX_BUILDING:
                 ctx.say(ctx.t("Please type the building or area in {low} to {high} characters.",
@@ -116,5 +153,5 @@ class Settings(Flow):
                             language=ctx.config.language(language).native_name))
 
     def forget(self, ctx) -> None:
-        resident_service.forget(ctx.session, ctx.resident)
+        resident_service.forget(ctx.session, ctx.resident, ctx.config.data_dir)
         ctx.say(ctx.t("Your data has been erased. Send /start if you want to begin again."))

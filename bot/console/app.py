@@ -277,6 +277,7 @@ class Console(CommunityPages, AccountPages):
                     note=str(form.get("note", "")) or None,
                     department_id=str(form.get("department", "")) or None,
                     duplicate_of=str(form.get("duplicate_of", "")) or None,
+                    data_dir=self.config.data_dir,
                 )
                 auth.audit(session, staff.name, "request.status", event.request.tracking_number,
                            {"from": event.previous_status, "to": status,
@@ -425,8 +426,9 @@ class Console(CommunityPages, AccountPages):
             exports = list(session.execute(
                 select(NluExport).order_by(NluExport.id.desc()).limit(20)).scalars())
             places = self.places(session, [t.resident_id for t in turns])
+            removals = nlu_inbox.removals(session)
             return self.render(request, "nlu.html", turns=turns, waiting=waiting, texts=texts,
-                               exports=exports, intents=nlu_inbox.INTENTS,
+                               exports=exports, removals=removals, intents=nlu_inbox.INTENTS,
                                languages=self.config.language_ids, chosen=language,
                                threshold=nlu_inbox.LOW_CONFIDENCE, places=places)
 

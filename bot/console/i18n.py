@@ -111,6 +111,10 @@ ZH_HANS = {
     "Export {id}: {count} example(s) added": "导出 {id}：新增 {count} 条样例",
     "The next `linli nlu train` learns them.": "下次运行 `linli nlu train` 时会学习这些样例。",
     "Earlier exports": "以往导出",
+    "Examples to remove from the training files": "需从训练文件中删除的样例",
+    "These exported examples came from residents who have since erased their data (/forget). Delete each line from its file, then run `linli nlu train`. A line leaves this list once it is gone from the file.":
+        "这些已导出的样例来自后来删除了个人信息（/forget）的居民。请从文件中删除每一行，然后运行 `linli nlu train`。某行从文件中删除后，会自动从此列表消失。",
+    "Line": "行号",
     "Examples": "样例数",
     "Files": "文件",
     "Requests filed in the last {days} days": "最近{days}天提交的诉求",

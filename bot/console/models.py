@@ -104,3 +104,18 @@ class NluLabel(Base):
     labelled_at = Column(DateTime, nullable=False, default=utcnow)
     export_id = Column(Integer, ForeignKey("nlu_exports.id", ondelete="SET NULL"))
     exported_at = Column(DateTime)
+
+
+class NluRemoval(Base):
+    """An exported example whose writer erased their data (/forget): to be taken out of
+    nlu/<language>.yml by staff. Only a digest of the example is kept, never its words; the
+    NLU page finds the line in the file by it, and the row goes once the line is gone."""
+
+    __tablename__ = "nlu_removals"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    language = Column(String(16), nullable=False)
+    intent = Column(String(64), nullable=False)
+    example_hash = Column(String(64), nullable=False)  # sha256 of the example line's text
+    export_id = Column(Integer, ForeignKey("nlu_exports.id", ondelete="SET NULL"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import tempfile
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import PROJECT_ROOT
 from bot.console.auth import audit
-from bot.console.models import NluExport, NluLabel
+from bot.console.models import NluExport, NluLabel, NluRemoval
 from bot.models import Turn, utcnow
 
 FALLBACK = "nlu_fallback"
@@ -259,3 +260,72 @@ def _write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- /forget: exported examples of a resident who erased their data --------------------------
+
+def example_hash(example: str) -> str:
+    return hashlib.sha256(example.encode("utf-8")).hexdigest()
+
+
+def forget_exported(session: Session, turn_ids: list[int]) -> int:
+    """The labels of these turns (a resident's, who erased their data) go; those already
+    exported are taken out of their export's diff and listed for removal from
+    nlu/<language>.yml by digest only. Returns how many were listed."""
+    if not turn_ids:
+        return 0
+    labels = list(session.execute(select(NluLabel).where(NluLabel.turn_id.in_(turn_ids)))
+                  .scalars())
+    listed = 0
+    for row in labels:
+        if row.export_id is not None and row.intent and row.example:
+            record = session.get(NluExport, row.export_id)
+            if record is not None:
+                record.diff = _without_example(record.diff, row.example)
+                record.examples = max(0, record.examples - 1)
+            session.add(NluRemoval(language=row.language, intent=row.intent,
+                                   example_hash=example_hash(row.example),
+                                   export_id=row.export_id))
+            listed += 1
+        session.delete(row)
+    session.flush()
+    return listed
+
+
+def _without_example(diff: str, example: str) -> str:
+    """The export's diff without the line that added `example`."""
+    return "".join(line for line in diff.splitlines(keepends=True)
+                   if not (line.startswith("+") and not line.startswith("+++")
+                           and line[1:].strip() == f"- {example}"))
+
+
+@dataclass
+class Removal:
+    """An exported example to take out of a training file: where it is, and its text there."""
+
+    row: NluRemoval
+    file: str
+    line: int  # 1-based
+    text: str
+
+
+def removals(session: Session, directory: Path | None = None) -> list[Removal]:
+    """Examples of residents who erased their data still in nlu/<language>.yml, found by
+    their digest. Rows whose example is no longer in its file (staff removed it) are dropped."""
+    directory = directory or nlu_dir()
+    found, lines_of = [], {}
+    for row in session.execute(select(NluRemoval).order_by(NluRemoval.id)).scalars():
+        path = directory / f"{row.language}.yml"
+        if row.language not in lines_of:
+            lines_of[row.language] = (path.read_text(encoding="utf-8").splitlines()
+                                      if path.is_file() else [])
+        hits = [(number, line.strip()[2:]) for number, line in
+                enumerate(lines_of[row.language], start=1)
+                if line.strip().startswith("- ") and example_hash(line.strip()[2:])
+                == row.example_hash]
+        if not hits:
+            session.delete(row)
+            continue
+        found += [Removal(row, path.name, number, text) for number, text in hits]
+    session.flush()
+    return found

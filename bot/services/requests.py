@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_
-from bot.models import Attachment, Category, Request, RequestEvent, Resident, utcnow
+from bot.models import (
+    NEWS_KINDS,
+    Attachment,
+    Category,
+    OutboxMessage,
+    Request,
+    RequestEvent,
+    Resident,
+    utcnow,
+)
+from bot.text import mask_contacts
+
+log = logging.getLogger(__name__)
 
 STATUS_LABELS = {
     "submitted": N_("Submitted"),
@@ -24,6 +38,8 @@ STATUS_LABELS = {
 }
 STATUSES = tuple(STATUS_LABELS)
 OPEN_STATUSES = frozenset({"submitted", "accepted", "in_progress", "reopened"})
+# Nothing more will be done for these (a closed one can still be reopened by staff).
+FINISHED_STATUSES = frozenset({"closed", "rejected", "duplicate"})
 # What staff may change a status to, from each status.
 STAFF_TRANSITIONS = {
     "submitted": {"accepted", "in_progress", "resolved", "rejected", "duplicate"},
@@ -203,8 +219,14 @@ def change_status(
     note: str | None = None,
     department_id: str | None = None,
     duplicate_of: str | None = None,
+    data_dir: Path | None = None,
 ) -> RequestEvent:
-    """A staff change of status; the resident is told at their next turn, in their language."""
+    """A staff change of status; the resident is told at their next turn, in their language.
+
+    A request whose writer erased their data while it was open loses its description, place,
+    photos and voice notes when it is finished: `data_dir` is the data folder the media are
+    kept under (their files are deleted), needed for such a request.
+    """
     request = find(session, tracking_number)
     if request is None:
         raise RequestError(f"no request {tracking_number!r}")
@@ -240,7 +262,64 @@ def change_status(
     if status == "reopened":
         request.resolved_at = request.closed_at = None
         request.due_at = now + timedelta(hours=request.category.time_limit_hours)
-    return _record(session, request, status, actor, note=note, notify=request.resident_id is not None)
+    event = _record(session, request, status, actor, note=note,
+                    notify=request.resident_id is not None)
+    if status in FINISHED_STATUSES and request.erase_when_finished:
+        if data_dir is None:
+            raise ValueError("erasing a finished request needs the data folder (data_dir)")
+        erase_personal(session, request, data_dir)
+    return event
+
+
+# --- /forget ------------------------------------------------------------------------------
+
+def forget_requests(session: Session, resident: Resident, data_dir: Path) -> int:
+    """The resident erased their data: finished requests lose their description, place,
+    photos and voice notes now; open ones keep them for staff with phones and addresses
+    masked, and lose them when finished. Category, times, status history (staff's notes are
+    staff's words) and rating stay, so the community's figures stay true. Returns how many
+    requests were erased now."""
+    erased = 0
+    for request in session.execute(
+            select(Request).where(Request.resident_id == resident.id)).scalars():
+        if request.status in FINISHED_STATUSES:
+            erase_personal(session, request, data_dir)
+            erased += 1
+        else:
+            request.description = mask_contacts(request.description)
+            request.erase_when_finished = True
+        request.resident_id = None
+    session.flush()
+    return erased
+
+
+def erase_personal(session: Session, request: Request, data_dir: Path) -> None:
+    """Erases what the resident wrote and sent with the request, files on disk included."""
+    for attachment in list(request.attachments):
+        delete_media(data_dir, attachment.path)
+        session.delete(attachment)
+    request.attachments = []
+    request.description = ""
+    request.location_text = None
+    request.latitude = request.longitude = None
+    request.erase_when_finished = False
+    request.erased_at = utcnow()
+    session.flush()
+
+
+def delete_media(data_dir: Path, relative: str | None) -> None:
+    """Deletes a stored photo or voice note, only from under <data dir>/media."""
+    if not relative:
+        return
+    root = (Path(data_dir) / "media").resolve()
+    path = (Path(data_dir) / relative).resolve()
+    if root not in path.parents:
+        log.warning("a media path outside %s was not deleted", root)
+        return
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not delete a media file under %s: %s", root, type(exc).__name__)
 
 
 def rate(session: Session, resident: Resident, tracking_number: str, rating: int, reopen: bool):
@@ -277,7 +356,26 @@ def pending_notifications(session: Session, resident: Resident) -> list[RequestE
 
 
 def residents_with_news(session: Session, channel: str, limit: int = 200) -> list[str]:
-    """Chat ids on `channel` of residents with status changes they have not been told about."""
+    """Chat ids on `channel` of residents with status changes they have not been told about,
+    and of residents in a flow whose chat ends with a notice or a poll's results sent since
+    their last turn (their push turn shows the step again below it)."""
+    return list(dict.fromkeys(_residents_with_changes(session, channel, limit)
+                              + _residents_behind_news(session, channel, limit)))[:limit]
+
+
+def _residents_behind_news(session: Session, channel: str, limit: int) -> list[str]:
+    newest = (select(func.max(OutboxMessage.id)).where(OutboxMessage.resident_id == Resident.id)
+              .correlate(Resident).scalar_subquery())
+    return list(session.execute(
+        select(Resident.channel_user_id)
+        .join(OutboxMessage, OutboxMessage.id == newest)
+        .where(Resident.channel == channel, Resident.flow.isnot(None),
+               OutboxMessage.kind.in_(sorted(NEWS_KINDS)), OutboxMessage.status == "sent")
+        .limit(limit)
+    ).scalars())
+
+
+def _residents_with_changes(session: Session, channel: str, limit: int) -> list[str]:
     rows = session.execute(
         select(Resident.channel_user_id)
         .join(Request, Request.resident_id == Resident.id)

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+import logging
+from pathlib import Path
+
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.models import Request, Resident, Turn
+from bot.models import Attachment, Resident, Turn
+from bot.services import requests as request_service
+
+log = logging.getLogger(__name__)
 
 
-def forget(session: Session, resident: Resident) -> None:
-    """Erases the profile and the conversation; requests stay, detached from the person."""
-    session.execute(
-        update(Request).where(Request.resident_id == resident.id).values(resident_id=None)
-    )
+def forget(session: Session, resident: Resident, data_dir: Path) -> None:
+    """Erases the profile and the conversation, and the resident's words wherever they went:
+    requests lose description, place, photos and voice notes (open ones when they are finished,
+    masked meanwhile), exported NLU examples are taken out of the export records and listed for
+    removal from the training files. What stays is detached from the person."""
+    from bot.console import nlu_inbox  # the NLU inbox's tables are the console's
+
+    request_service.forget_requests(session, resident, data_dir)
+    turns = list(session.execute(select(Turn.id, Turn.kind, Turn.payload)
+                                 .where(Turn.resident_id == resident.id)).all())
+    listed = nlu_inbox.forget_exported(session, [turn.id for turn in turns])
+    if listed:
+        log.warning("a resident erased their data: %d exported NLU example(s) are listed for "
+                    "removal on the console's NLU page", listed)
+    # Photos and voice notes sent outside a request (to staff, or a report left unfinished);
+    # those of requests still open stay with the request until it is finished.
+    kept = set(session.execute(select(Attachment.path).where(Attachment.path.isnot(None)))
+               .scalars())
+    for turn in turns:
+        if turn.kind in ("photo", "voice") and turn.payload and turn.payload not in kept:
+            request_service.delete_media(data_dir, turn.payload)
     session.execute(delete(Turn).where(Turn.resident_id == resident.id))
     session.delete(resident)
     session.flush()
