@@ -15,6 +15,7 @@ from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
 from bot.i18n import Catalogs, Translator
+from bot.keys import seal_message
 from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
 from bot.services import outbox
 from bot.services.polls import find_receipt
@@ -370,6 +371,8 @@ class Assistant:
         if resident.voice_on and spoken:
             batches.append((kind, [voice_payload(ctx.t, resident, spoken)]))
         for row_kind, payloads in batches:
+            if row_kind == "secret":  # its text names a choice: never readable from the database
+                payloads = [seal_message(self.config.data_dir, p) for p in payloads]
             outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
 
     def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:

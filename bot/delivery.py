@@ -14,9 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from bot.db import Database
+from bot.keys import open_message
 from bot.models import OutboxMessage, utcnow
 from bot.services import outbox
 
@@ -87,8 +89,11 @@ class Sender:
         chat_burst: float = 3.0,
         inline_retries: int = 3,
         backoff: float = 0.5,
+        data_dir: Path | None = None,
     ):
+        """`data_dir`: where the server secret lives, to open sealed rows (bot/keys.py)."""
         self.db = db
+        self.data_dir = data_dir
         self.transport = transport
         self.channel = transport.channel
         self.bucket = TokenBucket(rate, max(1.0, rate))
@@ -131,6 +136,8 @@ class Sender:
                             return  # another sender has it
                         session.expunge(row)
                         row.attempts = (row.attempts or 0) + 1
+                    if self.data_dir is not None:  # detached: the opened text is never stored
+                        row.payload = open_message(self.data_dir, row.payload)
                     if not await self._send(row):
                         return  # the chat's next messages wait behind this one
             finally:

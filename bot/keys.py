@@ -7,8 +7,10 @@ database alone: the voter roll's digests, receipt hashes and sealed ballots (doc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from functools import lru_cache
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_FILE = "console-secret"  # its historical name: the console's session secret came first
 SEALED_CHOICE = 64  # bytes every choice is padded to before sealing: lengths reveal nothing
+SEALED_MESSAGE_BLOCK = 1024  # a sealed outbox message is padded to a multiple of this
 NONCE = 12
 
 
@@ -110,3 +113,29 @@ def _keys(secret: str) -> BallotKeys:
 def ballot_keys(data_dir: Path) -> BallotKeys:
     """The ballot keys of this installation (the secret is read once per process and value)."""
     return _keys(secret_key(data_dir))
+
+
+def _message_key(secret: str) -> AESGCM:
+    return AESGCM(_derive(secret.encode(), "outbox secrets"))
+
+
+def seal_message(data_dir: Path, payload: dict) -> dict:
+    """An outbox payload that names a ballot (\u201cYou chose: …\u201d, a receipt), sealed under the
+    server secret and padded, so that the row (and on PostgreSQL its old versions and WAL
+    records, written in the vote's transaction) reveals neither its text nor its length."""
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    size = -(-(len(raw) + 4) // SEALED_MESSAGE_BLOCK) * SEALED_MESSAGE_BLOCK
+    padded = len(raw).to_bytes(4, "big") + raw + bytes(size - 4 - len(raw))
+    nonce = secrets.token_bytes(NONCE)
+    box = _message_key(secret_key(data_dir)).encrypt(nonce, padded, b"outbox")
+    return {"sealed": base64.b64encode(nonce + box).decode("ascii")}
+
+
+def open_message(data_dir: Path, payload: dict) -> dict:
+    """The payload `seal_message` sealed; any other payload as it is."""
+    if not isinstance(payload, dict) or "sealed" not in payload:
+        return payload
+    data = base64.b64decode(payload["sealed"])
+    padded = _message_key(secret_key(data_dir)).decrypt(data[:NONCE], data[NONCE:], b"outbox")
+    length = int.from_bytes(padded[:4], "big")
+    return json.loads(padded[4:4 + length].decode())

@@ -47,7 +47,8 @@ async def push_telegram(config: Config, db: Database, key_prefix: str, rate: flo
     application = build_application(settings)
     await application.initialize()
     try:
-        sender = Sender(db, TelegramTransport(application.bot, Voice(config)), rate=rate)
+        sender = Sender(db, TelegramTransport(application.bot, Voice(config)), rate=rate,
+                        data_dir=config.data_dir)
         with db.session() as session:
             interrupted = outbox.recover_interrupted(session, CHANNEL, key_prefix)
         if interrupted:

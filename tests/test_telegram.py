@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import shutil
 import time
 
@@ -18,6 +19,7 @@ import soundfile
 from sqlalchemy import select
 
 from bot.channels.telegram import CHANNEL, Settings, TelegramChannel, split_text
+from bot.config import PROJECT_ROOT
 from bot.core import Assistant
 from bot.models import OutboxMessage, Request, Resident
 from bot.services import requests as service
@@ -597,3 +599,56 @@ def test_a_telegram_resident_who_erases_their_data_is_told_so_and_nothing_else_s
             assert "Please choose your language." in texts(sent)
 
     asyncio.run(scenario())
+
+
+def test_a_telegram_vote_reaches_the_voter_but_its_row_is_sealed_while_it_waits(
+        config, db, fake, tmp_path):
+    """The "You chose … / receipt" message is the only place a choice meets a chat: on Telegram
+    it waits in the outbox, so it is sealed there (on PostgreSQL an old row version or a WAL
+    record would otherwise keep it, in the vote's own transaction) and opened only to send."""
+    from datetime import timedelta
+
+    import yaml
+
+    from bot.models import utcnow
+    from bot.services import polls as poll_service
+    from bot.specs import load_poll
+
+    data = yaml.safe_load((PROJECT_ROOT / "docs" / "examples" / "poll.yml").read_text("utf-8"))
+    data.pop("opens", None)
+    data["closes"] = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    path = tmp_path / "poll.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    with db.session() as session:
+        poll_id = poll_service.add(session, load_poll(path, config)).id
+        poll_service.open_poll(session, poll_id)
+    stored: list[str] = []
+
+    async def scenario():
+        async with Bot(config, db, fake):
+            resident = Resident_(fake, db)
+            await resident.onboard_in_english()
+            sent = await resident.says(f"/start poll_{poll_id}")
+            # Watch every outbox row as it is written, until the vote's answer has arrived.
+            done = asyncio.Event()
+
+            async def watch():
+                while not done.is_set():
+                    with db.session() as session:
+                        stored.extend(str(p) for p in session.execute(
+                            select(OutboxMessage.payload)).scalars())
+                    await asyncio.sleep(0.01)
+
+            watcher = asyncio.create_task(watch())
+            sent = await resident.press(sent, "east gate")
+            done.set()
+            await watcher
+            return sent
+
+    sent = asyncio.run(scenario())
+    answer = texts(sent)
+    receipt = re.search(r"[A-Z0-9]{5}-[A-Z0-9]{5}", answer)
+    assert receipt and "east gate" in answer.lower(), answer
+    seen = "\n".join(stored)
+    assert stored and receipt.group() not in seen
+    assert not re.search(r"(?i)you chose", seen), "a choice was readable in the outbox"

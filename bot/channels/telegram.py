@@ -419,7 +419,7 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
         self.sender = Sender(db, TelegramTransport(self.application.bot, voice),
-                             rate=settings.rate)
+                             rate=settings.rate, data_dir=config.data_dir)
         self.push_interval = push_interval
         self.storage_patience = 300.0  # seconds a turn waits for the database to come back
         self.media_dir = config.data_dir / "media"
