@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import clip_gaps
 from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
@@ -367,7 +368,10 @@ class Assistant:
                 batches.append((row_kind, [payload]))
         spoken = [reply for reply in replies if not reply.secret]
         if resident.voice_on and spoken:
-            batches.append((kind, [voice_payload(ctx.t, resident, spoken)]))
+            entry = clip_gaps.voice_entry(ctx.session, self.config, ctx.t, resident,
+                                          voice_payload(ctx.t, resident, spoken))
+            if entry is not None:
+                batches.append((kind, [entry]))
         for row_kind, payloads in batches:
             outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
 
