@@ -13,15 +13,16 @@ from bot.voice import clip_id, clip_path, clips_only, recorded_clips
 NOT_FIXED = "*"
 
 
-def voice_entry(session: Session, config: Config, t, resident: Resident,
-                payload: dict) -> dict | None:
-    """The turn's voice outbox entry, or None when there is nothing to send.
+def voice_entry(session: Session, config: Config, t, resident: Resident, payload: dict) -> dict:
+    """The turn's voice outbox entry, with the note the channel sends if it finds no audio.
 
-    For a language that only recorded clips speak (mn, bo): a message with a clip is sent as
-    it is (the channel plays the clip). A message without one is sent once per resident as
-    "this message has no recording yet" (the channel sends the note when it finds no audio),
-    and after that not at all, so a resident does not hear the same apology every turn. A turn
-    that is not one fixed message can never have a clip: the resident is told that once."""
+    For a language that only recorded clips speak (mn, bo): a message with a clip goes as it
+    is (the channel plays the clip). For a message without one, the note says "this message
+    has no recording yet" the first time this resident meets it, and is empty after that (the
+    channel then sends nothing), so a resident does not hear the same apology every turn. The
+    entry is queued all the same: the console counts what was heard from it, and a clip
+    recorded in the meantime is played. A turn that is not one fixed message can never have
+    a clip: the resident is told that once."""
     language = payload["language"]
     if not clips_only(config, language):
         return payload
@@ -35,9 +36,11 @@ def voice_entry(session: Session, config: Config, t, resident: Resident,
             OutboxMessage.resident_id == resident.id,
             OutboxMessage.payload["missing"].as_string() == missing).limit(1)).first()
     if told:
-        return None
-    note = (t("There is no recording of this message yet, so it is in text only.") if clip
-            else t("Answers like this one are not recorded, so they are in text only."))
+        note = ""
+    elif clip:
+        note = t("There is no recording of this message yet, so it is in text only.")
+    else:
+        note = t("Answers like this one are not recorded, so they are in text only.")
     return {**payload, "missing": missing, "note": note}
 
 

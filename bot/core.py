@@ -368,10 +368,8 @@ class Assistant:
                 batches.append((row_kind, [payload]))
         spoken = [reply for reply in replies if not reply.secret]
         if resident.voice_on and spoken:
-            entry = clip_gaps.voice_entry(ctx.session, self.config, ctx.t, resident,
-                                          voice_payload(ctx.t, resident, spoken))
-            if entry is not None:
-                batches.append((kind, [entry]))
+            batches.append((kind, [clip_gaps.voice_entry(
+                ctx.session, self.config, ctx.t, resident, voice_payload(ctx.t, resident, spoken))]))
         for row_kind, payloads in batches:
             outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
 

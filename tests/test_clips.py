@@ -123,6 +123,9 @@ def test_an_uploaded_wav_is_what_a_tibetan_resident_hears_and_the_gap_is_told_on
             return voices[0]
 
     heard = asyncio.run(scenario())
+    with db.session() as session:
+        counts = outbox_counts(session, utcnow() - timedelta(days=1))[0]["bo"]
+    assert counts[QUESTION] == 3, "told, then silent, then spoken: the page counts each"
     info = soundfile.info(io.BytesIO(heard))
     assert (info.format, info.subtype) == ("OGG", "OPUS")  # the WAV was converted once
     assert info.frames / info.samplerate == pytest.approx(1.2, abs=0.05)
