@@ -7,6 +7,7 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
