@@ -14,7 +14,7 @@ import soundfile
 from sqlalchemy import select
 
 from bot.clip_gaps import voice_offered
-from bot.console.clips import MAX_CLIP_BYTES, outbox_counts
+from bot.console.clips import outbox_counts
 from bot.console.i18n import ZH_HANS
 from bot.console.models import AuditEntry
 from bot.i18n import Catalogs
@@ -34,9 +34,10 @@ def tone(seconds: float = 1.2, rate: int = 16_000, frequency: float = 330.0,
     return (level * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
 
 
-def wav(seconds: float = 1.2, level: float = 0.3) -> bytes:
+def wav(seconds: float = 1.2, level: float = 0.3, rate: int = 16_000,
+        subtype: str = "PCM_16") -> bytes:
     out = io.BytesIO()
-    soundfile.write(out, tone(seconds, level=level), 16_000, format="WAV", subtype="PCM_16")
+    soundfile.write(out, tone(seconds, rate, level=level), rate, format="WAV", subtype=subtype)
     return out.getvalue()
 
 
@@ -244,13 +245,17 @@ def test_bad_files_are_refused_and_nothing_is_stored(config, db, app):
         (b"this is not audio at all" * 10, "This file is not audio that can be read"),
         (wav(level=0.0), "The recording is silent. Check the microphone."),
         (wav(seconds=0.0), "The recording is empty."),
-        (wav(seconds=61), "The recording is longer than 60 seconds."),
-        (b"RIFF" + b"\0" * MAX_CLIP_BYTES, "The file is larger than 4 MB."),
+        (wav(seconds=61, rate=8000, subtype="PCM_U8"),
+         "The recording is longer than 60 seconds."),
     ]
     for data, message in cases:
         response = upload(staff, "bo", name, data)
         assert response.status_code == 303, message
         assert message in flash(staff), message
+    # Over the console's body limit (console.max_form_bytes, 1 MB): refused before it is read.
+    limit = config.console.max_form_bytes
+    assert upload(staff, "bo", name, b"RIFF" + b"\0" * limit).status_code == 413
+    assert 'data-max-bytes="1048576"' in staff.get("/clips?language=bo").text  # clips.js checks
     assert not list(config.voice.clips_dir.rglob("*.ogg"))
     # Only a known message and language, and only with the form's token.
     assert upload(staff, "bo", "not-a-message", wav()).status_code == 404

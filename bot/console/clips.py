@@ -36,7 +36,6 @@ from bot.voice import (
 log = logging.getLogger(__name__)
 
 HEARD_DAYS = 30
-MAX_CLIP_BYTES = 4 * 1024 * 1024  # a minute of Opus is about 0.5 MB; WAV is bigger
 MAX_CLIP_SECONDS = 60.0
 SILENCE = 1e-3  # a peak below this is a muted microphone, not a recording
 UPLOAD_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".webm")
@@ -173,11 +172,11 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), 48_000
 
 
-def to_clip(data: bytes) -> tuple[bytes, float]:
+def to_clip(data: bytes, max_bytes: int) -> tuple[bytes, float]:
     """An uploaded or recorded file as the OGG/Opus the clip engine sends, and its seconds.
 
     Raises ClipError("too-big" | "unreadable" | "empty" | "silent" | "too-long")."""
-    if len(data) > MAX_CLIP_BYTES:
+    if len(data) > max_bytes:
         raise ClipError("too-big")
     samples, rate = decode(data)
     if rate <= 0 or len(samples) == 0:
@@ -225,6 +224,11 @@ ERRORS = {
 }
 
 
+def megabytes(size: int) -> str:
+    """A byte count in MB for staff: "1", "2.5"."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
 class ClipPages:
     """The /clips pages (mixed into Console: uses self.config, self.db, self.render)."""
 
@@ -252,7 +256,8 @@ class ClipPages:
             request, "clips.html", rows=rows, coverage=coverage, summary=summary,
             chosen=language, chosen_language=self.config.language(language),
             clips_only=clips_only(self.config, language), days=HEARD_DAYS,
-            can_record=staff.may("staff"), max_megabytes=MAX_CLIP_BYTES // (1024 * 1024),
+            can_record=staff.may("staff"), max_bytes=self.config.console.max_form_bytes,
+            max_megabytes=megabytes(self.config.console.max_form_bytes),
             accept=",".join(UPLOAD_SUFFIXES) + ",audio/*")
 
     def clip_audio(self, request: HttpRequest) -> Response:
@@ -277,14 +282,14 @@ class ClipPages:
         try:
             if upload is None or isinstance(upload, str):
                 raise ClipError("missing")
-            data = upload.file.read(MAX_CLIP_BYTES + 1)
+            limit = self.config.console.max_form_bytes
+            data = upload.file.read(limit + 1)
             if not data:
                 raise ClipError("missing")
-            ogg, seconds = to_clip(data)
+            ogg, seconds = to_clip(data, limit)
         except ClipError as exc:
             reason = str(exc)
-            request.session["flash"] = t(ERRORS[reason],
-                                         megabytes=MAX_CLIP_BYTES // (1024 * 1024),
+            request.session["flash"] = t(ERRORS[reason], megabytes=megabytes(limit),
                                          seconds=int(MAX_CLIP_SECONDS))
             log.info("console: clip %s/%s refused (%s)", language, clip, reason)
             return RedirectResponse(back, status_code=303)

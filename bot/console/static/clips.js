@@ -18,6 +18,14 @@
   })[0] || "";
   var current = null;  // the form that is recording now: one at a time
 
+  function tooBig(form, size) {
+    // The console refuses bodies over its limit (console.max_form_bytes) before reading them.
+    if (size <= Number(form.getAttribute("data-max-bytes")) - 4096) { return false; }
+    form.querySelector("[data-state]").textContent = form.getAttribute("data-too-big");
+    form.setAttribute("data-state", "error");
+    return true;
+  }
+
   function setup(form) {
     var record = form.querySelector("[data-record]");
     var preview = form.querySelector("[data-preview]");
@@ -74,8 +82,13 @@
       }
     });
 
+    form.addEventListener("submit", function (event) {
+      var file = form.querySelector("input[type=file]").files[0];
+      if (file && tooBig(form, file.size)) { event.preventDefault(); }
+    });
+
     save.addEventListener("click", function () {
-      if (!blob) { return; }
+      if (!blob || tooBig(form, blob.size)) { return; }
       var data = new FormData();
       data.append("csrf_token", form.querySelector("[name=csrf_token]").value);
       var suffix = blob.type.indexOf("ogg") >= 0 ? ".ogg" : ".webm";
