@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import clip_gaps
 from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
@@ -369,7 +370,8 @@ class Assistant:
                 batches.append((row_kind, [payload]))
         spoken = [reply for reply in replies if not reply.secret]
         if resident.voice_on and spoken:
-            batches.append((kind, [voice_payload(ctx.t, resident, spoken)]))
+            batches.append((kind, [clip_gaps.voice_entry(
+                ctx.session, self.config, ctx.t, resident, voice_payload(ctx.t, resident, spoken))]))
         for row_kind, payloads in batches:
             if row_kind == "secret":  # its text names a choice: never readable from the database
                 payloads = [seal_message(self.config.data_dir, p) for p in payloads]

@@ -448,3 +448,35 @@ class Voice:
                         type(exc).__name__)
             if part is not None:
                 Path(part.name).unlink(missing_ok=True)
+
+
+# --- recorded clips, for the console's clip page and the "no recording yet" note -----------
+def clip_path(clips_dir: Path, language: str, clip: str) -> Path | None:
+    """The recording the clip engine would play for this message and language, if any."""
+    if not re.fullmatch(r"[a-z0-9-]{1,60}", clip):
+        return None
+    for suffix in CLIP_SUFFIXES:
+        path = Path(clips_dir) / language / f"{clip}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def recorded_clips(clips_dir: Path, language: str) -> set[str]:
+    """The clip ids that have a recording for a language."""
+    folder = Path(clips_dir) / language
+    if not folder.is_dir():
+        return set()
+    return {path.stem for path in folder.iterdir()
+            if path.suffix in CLIP_SUFFIXES and path.is_file()
+            and re.fullmatch(r"[a-z0-9-]{1,60}", path.stem)}
+
+
+def clips_only(config: Config, language: str) -> bool:
+    """Whether only recorded clips can speak this language (no engine in its chain)."""
+    return all(name == "clip" for name in config.voice.engines.get(language, ("clip",)))
+
+
+def encode_opus(samples: np.ndarray, rate: int) -> tuple[bytes, float]:
+    """OGG/Opus at 48 kHz (how clips are stored and sent) and its seconds, from samples."""
+    return _to_opus(samples, rate)

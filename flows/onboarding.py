@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.clip_gaps import voice_offered
 from bot.text import guess_language
 from flows.base import Flow
 
@@ -70,23 +71,26 @@ class Onboarding(Flow):
                 self.choose_language(ctx, language)
                 return
         if step == "voice" and payload in ("voice:on", "voice:off"):
-            ctx.resident.voice_on = payload == "voice:on"
-            t = ctx.t
-            welcome = t(
-                "Welcome to {community}! You can change the language and voice any time "
-                "under Settings.",
-                community=t.name(ctx.config.community_names),
-            )
-            after = ctx.slots.get("after")
-            if after:
-                from flows.commands import open_deep_link
-
-                ctx.say(welcome)
-                if open_deep_link(ctx, after):
-                    return
-            ctx.main_menu(None if after else welcome)
+            self.finish(ctx, voice_on=payload == "voice:on")
             return
         super().on_button(ctx, step, payload)
+
+    def finish(self, ctx, voice_on: bool) -> None:
+        ctx.resident.voice_on = voice_on
+        t = ctx.t
+        welcome = t(
+            "Welcome to {community}! You can change the language and voice any time "
+            "under Settings.",
+            community=t.name(ctx.config.community_names),
+        )
+        after = ctx.slots.get("after")
+        if after:
+            from flows.commands import open_deep_link
+
+            ctx.say(welcome)
+            if open_deep_link(ctx, after):
+                return
+        ctx.main_menu(None if after else welcome)
 
     def on_text(self, ctx, step, text):
         language = language_from_text(ctx, text)
@@ -98,4 +102,8 @@ class Onboarding(Flow):
 
     def choose_language(self, ctx, language: str) -> None:
         ctx.set_language(language)
+        if not voice_offered(ctx.config, language):
+            # No engine speaks it and no clip is recorded yet: "read aloud" would be silence.
+            self.finish(ctx, voice_on=False)
+            return
         ctx.go(self.name, "voice", slots={"after": ctx.slots.get("after")})

@@ -41,7 +41,12 @@ def test_a_language_can_be_typed_by_its_own_name(chat):
     resident.send("/start")
     resident.send("Монгол")
     assert resident.state()[4] == "mn"
-    assert resident.state()[:2] == ("onboarding", "voice")
+    # No engine speaks Mongolian and no clip is recorded: voice is not offered.
+    assert resident.state()[:2] == ("menu", "main")
+    other = chat("typed-en")
+    other.send("/start")
+    other.send("English")
+    assert other.state()[4] == "en" and other.state()[:2] == ("onboarding", "voice")
 
 
 def test_voice_choice_is_stored_and_toggled_by_command(chat, db):

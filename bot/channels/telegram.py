@@ -330,7 +330,8 @@ class TelegramTransport:
                 payload["text"], payload["language"], slow=bool(payload.get("slow")),
                 clip_id=clip_id(source) if source else None, cache=bool(payload.get("cache")))
         if audio is None:
-            await self.bot.send_message(chat_id=int(row.chat_id), text=payload["note"])
+            if payload.get("note"):  # empty: the resident was told before (bot/clip_gaps.py)
+                await self.bot.send_message(chat_id=int(row.chat_id), text=payload["note"])
             return
         name = "linli.ogg" if audio.mime == "audio/ogg" else "linli.mp3"
         await self.bot.send_voice(chat_id=int(row.chat_id), voice=audio.data, filename=name,

@@ -26,6 +26,7 @@ from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.accounts import AccountPages
 from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
+from bot.console.clips import ClipPages
 from bot.console.community import CommunityPages
 from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
@@ -71,10 +72,11 @@ class ConsoleRoute:
     methods: tuple[str, ...]
     role: str | None  # None: open to everyone (the login page)
     name: str
+    files: int = 0  # file fields a POST may carry (a clip upload: 1)
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages, AccountPages):
+class Console(CommunityPages, AccountPages, ClipPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -551,6 +553,13 @@ class Console(CommunityPages, AccountPages):
                          "staff", "handover_answer"),
             ConsoleRoute("/handover/{resident_id:int}/hand-back", self.handover_back,
                          ("POST",), "staff", "handover_back"),
+            ConsoleRoute("/clips", self.clips_page, ("GET",), "viewer", "clips"),
+            ConsoleRoute("/clips/{language}/{clip}/audio", self.clip_audio, ("GET",), "viewer",
+                         "clip_audio"),
+            ConsoleRoute("/clips/{language}/{clip}", self.clip_upload, ("POST",), "staff",
+                         "clip_upload", files=1),
+            ConsoleRoute("/clips/{language}/{clip}/delete", self.clip_delete, ("POST",),
+                         "staff", "clip_delete"),
         ]
 
     # the guard ----------------------------------------------------------------------------
@@ -577,7 +586,7 @@ class Console(CommunityPages, AccountPages):
                     t = StaffTranslator(staff.language)
                     return self.refuse(request, 403, t("You do not have permission to do this."))
             if request.method == "POST":
-                form = await request.form(max_files=0, max_fields=50)
+                form = await request.form(max_files=route.files, max_fields=50)
                 request.state.form = form
                 if not csrf_ok(request, form):
                     t = StaffTranslator(staff.language if staff else _accept_language(request))

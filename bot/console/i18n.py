@@ -265,6 +265,55 @@ ZH_HANS = {
     "the last active admin cannot be disabled": "不能停用最后一个启用中的管理员。",
     "there is no account named {name}": "没有名为{name}的账号。",
     "Handed back to the assistant.": "已交还给智能助手。",
+    # voice clips (bot/console/clips.py, templates/clips.html)
+    "Voice clips": "语音录音",
+    "A clip is a staff recording of one fixed message. Residents who turn voice on hear it "
+    "instead of a machine voice; for languages without a machine voice, clips are the only "
+    "voice.":
+        "录音是工作人员为一条固定消息录制的语音。开启语音的居民会听到录音，而不是机器合成的声音；"
+        "没有机器语音的语言，只能靠录音朗读。",
+    "Heard in the last {days} days": "近{days}天听到的次数",
+    "Of it recorded": "其中有录音",
+    "Recorded messages": "已录制的消息",
+    "{percent}% of what {language} residents heard in the last {days} days has a recorded "
+    "voice.": "近{days}天{language}居民听到的内容中，{percent}%有录音。",
+    "No {language} resident heard a voice reply in the last {days} days.":
+        "近{days}天没有{language}居民收听过语音回复。",
+    "Of the fixed messages they were sent as text, {percent}% have a recording.":
+        "以文字发给他们的固定消息中，{percent}%有录音。",
+    "{count} voice replies were not one fixed message (a summary, a tracking number, several "
+    "messages at once): those are never a clip.":
+        "有{count}条语音回复不是单条固定消息（摘要、编号或一次多条消息），这类回复不能用录音。",
+    "This language has no machine voice: residents hear only these recordings. Until a "
+    "message is recorded, a resident with voice on is told once that it has no recording yet.":
+        "该语言没有机器语音，居民只能听到这些录音。消息录制之前，开启语音的居民会被告知一次"
+        "“这条消息还没有录音”。",
+    "Say exactly the text in the second column, at a normal pace. Most heard first.":
+        "请按正常语速，准确读出第二列的文字。按收听次数从多到少排列。",
+    "Message (English source)": "消息（英文原文）",
+    "What to say": "要读的内容",
+    "Heard": "收听次数",
+    "Sent as text": "文字发送次数",
+    "Recording": "录音",
+    "Delete": "删除",
+    "not recorded": "未录制",
+    "Record": "录音",
+    "Stop": "停止",
+    "Save recording": "保存录音",
+    "or upload a file (OGG, MP3, WAV; at most {megabytes} MB)":
+        "或上传文件（OGG、MP3、WAV，不超过{megabytes} MB）",
+    "Upload": "上传",
+    "This browser cannot record here (no microphone, or the page is not served over HTTPS). "
+    "Upload a file instead.": "此浏览器无法在此录音（没有麦克风，或页面不是通过HTTPS访问）。请改为上传文件。",
+    "The file is larger than {megabytes} MB.": "文件超过{megabytes} MB。",
+    "This file is not audio that can be read (OGG, MP3, WAV or WebM).":
+        "该文件不是可读取的音频（OGG、MP3、WAV或WebM）。",
+    "The recording is empty.": "录音是空的。",
+    "The recording is longer than {seconds} seconds.": "录音超过{seconds}秒。",
+    "The recording is silent. Check the microphone.": "录音没有声音，请检查麦克风。",
+    "Choose a file or record first.": "请先选择文件或录音。",
+    "Recording saved ({seconds} s).": "录音已保存（{seconds}秒）。",
+    "Recording deleted.": "录音已删除。",
 }
 CATALOGS = {"zh_Hans": ZH_HANS, "en": {}}
 

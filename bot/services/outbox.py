@@ -33,6 +33,7 @@ def reply_payload(reply, resident: Resident) -> dict:
         "rtl": reply.rtl,
         "language": reply.language,
         "senior": bool(resident.senior_mode),
+        "source": reply.source,  # a fixed message's msgid (console: clips)
     }
 
 
