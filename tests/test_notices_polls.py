@@ -619,7 +619,11 @@ def test_a_notice_s_push_is_shown_in_the_terminal_with_its_summary(chat, db, env
     cli(env, "notices", "publish", str(notice_id))
     replies = resident.send("/menu")
     summary = example("notice.yml")["texts"]["en"]["summary"]
-    assert any(summary in r.text and f"/start notice_{notice_id}" in r.text for r in replies)
+    pushed = [r for r in replies if summary in r.text]
+    assert len(pushed) == 1
+    # A button opens it, for whoever only presses numbers (no command to type).
+    assert [b.payload for b in pushed[0].buttons] == [f"notice:{notice_id}", "menu"]
+    assert f"/start notice_{notice_id}" not in pushed[0].text
 
 
 def test_opinions_are_stored_unlinked_and_pending_moderation(chat, db, env, tmp_path):
