@@ -15,7 +15,7 @@ from bot.config import PROJECT_ROOT, ConfigError, Language, load_config
 from bot.core import Assistant, Incoming, Understanding
 from bot.i18n import RLM, Catalogs
 from bot.text import guess_language
-from flows.intents import IRREVERSIBLE_CONFIDENCE
+from flows import intents
 from tests.conftest import Chat, TerminalSession, run_cli
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples"
@@ -330,7 +330,7 @@ def test_no_water_in_tibetan_never_reaches_the_erase_confirmation(nlu_assistant)
 
 @pytest.mark.parametrize("intent", ["delete_my_data", "unsubscribe_notices"])
 def test_an_irreversible_intent_below_the_threshold_is_only_a_guess(config, db, intent):
-    below = IRREVERSIBLE_CONFIDENCE - 0.05
+    below = intents.IRREVERSIBLE_CONFIDENCE - 0.05
     unsure = Understanding(intent, below, [], [(intent, below), ("help", 0.03)])
     sure = Understanding(intent, 0.99, [], [(intent, 0.99)])
     assistant = Assistant(config, db, understander=Scripted({"unsure": unsure, "sure": sure}))
