@@ -42,10 +42,26 @@ def _load_understander():
         return None
 
 
+def _silence_library_warnings() -> None:
+    """Residents at the terminal see none of the libraries' warnings (TensorFlow, jax,
+    SQLAlchemy, matplotlib): TensorFlow's C++ log level is read once, when it is imported,
+    and the libraries add warning filters of their own on import, so warnings are also not
+    shown at all: they are logged at DEBUG, by category only."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    warnings.simplefilter("ignore")
+
+    def to_debug_log(message, category, filename, lineno, file=None, line=None) -> None:
+        log.debug("library warning %s from %s", category.__name__, filename)
+
+    warnings.showwarning = to_debug_log
+
+
 def cmd_chat(args) -> int:
     from bot.app import build
     from bot.channels.terminal import chat
 
+    _silence_library_warnings()
     _, db, assistant = build(understander=_load_understander())
     try:
         asyncio.run(chat(assistant, args.resident))

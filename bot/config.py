@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from gtts.lang import tts_langs
 
+from bot.text import SCRIPTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 LANGUAGE_ID_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?(_[A-Z]{2})?$")
@@ -46,6 +48,7 @@ class Language:
     id: str
     native_name: str
     direction: str  # "ltr" or "rtl"
+    script: str | None = None  # what a first message is recognised by (bot.text.SCRIPTS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Category:
     department: str
     time_limit_hours: int
     names: dict[str, str]
+    # Problems residents often have in this category, offered as numbered choices at the
+    # description step: each a name map, like `names`.
+    common_problems: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,8 @@ class Config:
     voice: VoiceSettings
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     staff_hours: StaffHours = field(default_factory=StaffHours)
+    # How residents name a place in a problem report, by language (compiled patterns).
+    place_patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -286,6 +294,24 @@ def _voice_settings(
     )
 
 
+def _place_patterns(check: _Checker, raw: Any,
+                    languages: tuple[str, ...]) -> dict[str, tuple[re.Pattern, ...]]:
+    """`place_patterns`: for some or all languages, regular expressions naming a place."""
+    patterns = {}
+    for lang, items in check.mapping(raw or {}, "place_patterns").items():
+        if lang not in languages:
+            raise check.fail(f"place_patterns.{lang}", "not one of the languages")
+        compiled = []
+        for i, item in enumerate(check.sequence(items, f"place_patterns.{lang}")):
+            key = f"place_patterns.{lang}[{i}]"
+            try:
+                compiled.append(re.compile(check.text(item, key)))
+            except re.error as exc:
+                raise check.fail(key, f"not a regular expression: {exc}") from None
+        patterns[lang] = tuple(compiled)
+    return patterns
+
+
 def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
     """The `console` section, then LINLI_CONSOLE_HOST and LINLI_CONSOLE_PORT on top."""
     console = check.mapping({} if raw is None else raw, "console")
@@ -397,8 +423,12 @@ def load_config(path: Path | None = None) -> Config:
         direction = item.get("direction", "ltr")
         if direction not in ("ltr", "rtl"):
             raise check.fail(f"{key}.direction", "must be ltr or rtl")
+        script = item.get("script")
+        if script is not None and script not in SCRIPTS:
+            raise check.fail(f"{key}.script", f"{script!r} is not one of {', '.join(SCRIPTS)}")
         languages.append(
-            Language(lang_id, check.text(item.get("native_name"), f"{key}.native_name"), direction)
+            Language(lang_id, check.text(item.get("native_name"), f"{key}.native_name"), direction,
+                     script)
         )
     language_ids = tuple(lang.id for lang in languages)
     locales_dir = Path(os.environ.get("LINLI_LOCALES_DIR") or PROJECT_ROOT / "locales")
@@ -435,7 +465,12 @@ def load_config(path: Path | None = None) -> Config:
         hours = item.get("time_limit_hours")
         if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
             raise check.fail(f"{key}.time_limit_hours", "must be a whole number of hours above 0")
-        categories.append(Category(cat_id, department, hours, names))
+        common = tuple(
+            check.names(problem, f"{key}.common_problems[{j}]", language_ids)
+            for j, problem in enumerate(check.sequence(item.get("common_problems"),
+                                                       f"{key}.common_problems"))
+        ) if "common_problems" in item else ()
+        categories.append(Category(cat_id, department, hours, names, common))
 
     emergency = []
     for i, item in enumerate(check.sequence(raw.get("emergency_numbers"), "emergency_numbers")):
@@ -459,7 +494,7 @@ def load_config(path: Path | None = None) -> Config:
     known = {
         "community", "timezone", "default_language", "languages", "departments",
         "categories", "emergency_numbers", "notice_topics", "voice", "console",
-        "staff_hours",
+        "staff_hours", "place_patterns",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -481,4 +516,5 @@ def load_config(path: Path | None = None) -> Config:
         voice=voice,
         console=_console_settings(check, raw.get("console")),
         staff_hours=_staff_hours(check, raw.get("staff_hours")),
+        place_patterns=_place_patterns(check, raw.get("place_patterns"), language_ids),
     )

@@ -316,7 +316,8 @@ class Assistant:
             if not push:
                 resident.last_seen_at = utcnow()
             cleaned = textutil.clean(incoming.text) if incoming.kind == "text" else ""
-            language = resident.language or self._first_contact_language(cleaned, incoming)
+            language = resident.language or self._first_contact_language(cleaned, incoming,
+                                                                          resident)
             ctx = Context(self, session, resident, incoming, self.catalogs.translator(language))
             # A receipt code, typed at any step, is handled before the log and the NLU see it.
             receipt = None if push else find_receipt(cleaned)
@@ -377,12 +378,18 @@ class Assistant:
                 payloads = [seal_message(self.config.data_dir, p) for p in payloads]
             outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
 
-    def _first_contact_language(self, cleaned: str, incoming: Incoming) -> str | None:
-        guessed = textutil.guess_language(cleaned, self.config.language_ids) if cleaned else None
-        if guessed:
+    def _first_contact_language(self, cleaned: str, incoming: Incoming,
+                                resident: Resident) -> str | None:
+        """A newcomer's language before they choose: the script of this message, else the one
+        their first message showed, else the channel's hint (Telegram's app language)."""
+        config = self.config
+        guessed = (textutil.guess_language(cleaned, config.languages, config.default_language)
+                   if cleaned else None)
+        guessed = guessed or (resident.slots or {}).get("guessed")
+        if guessed in config.language_ids:
             return guessed
         hint = (incoming.language_hint or "").replace("-", "_")
-        for lang in self.config.language_ids:
+        for lang in config.language_ids:
             if hint and (hint == lang or hint.split("_")[0] == lang.split("_")[0]):
                 return lang
         return None
@@ -422,7 +429,10 @@ class Assistant:
                 return
 
         if ctx.resident.flow is None:
-            self.flow("onboarding").start(ctx, cleaned if incoming.kind == "text" else "")
+            if incoming.kind == "text":
+                await self._first_contact(ctx, cleaned)
+            else:
+                self.flow("onboarding").start(ctx)
             return
 
         flow = self.flow(ctx.resident.flow)
@@ -434,10 +444,7 @@ class Assistant:
                 ctx.say(t("That menu has expired. Here is the current step again."))
                 ctx.show()
                 return
-            if incoming.payload.startswith("intent:"):
-                self.flow("intents").on_button(ctx, incoming.payload)
-            else:
-                flow.on_button(ctx, step, incoming.payload)
+            self._press(ctx, incoming.payload)
             return
 
         if incoming.kind == "location":
@@ -466,12 +473,16 @@ class Assistant:
         number = textutil.parse_number(cleaned)
         if number is not None and offered:
             if 1 <= number <= len(offered):
-                flow.on_button(ctx, step, offered[number - 1])
+                self._press(ctx, offered[number - 1])
             else:
-                ctx.say(t("Please choose a number from 1 to {last}.", last=len(offered)))
+                ctx.say(t("Please choose a number from 1 to {last}.", last=len(offered))
+                        if len(offered) > 1 else t("Please choose 1: it is the only choice."))
                 ctx.show()
             return
 
+        if ctx.resident.language is None:  # a newcomer's words before they chose a language
+            await self._first_contact(ctx, cleaned)
+            return
         if flow.accepts_text(step):
             # Read against the step first where the flow asks for it (a poll's options)…
             claims = getattr(flow, "claims_text", None)
@@ -486,6 +497,25 @@ class Assistant:
             flow.on_text(ctx, step, cleaned)
             return
         await self.understand(ctx, cleaned)
+
+    def _press(self, ctx: Context, payload: str) -> None:
+        """One offered button, pressed or typed as its number: the same thing either way."""
+        if payload.startswith("intent:"):  # a "Did you mean…" guess, offered at any step
+            self.flow("intents").on_button(ctx, payload)
+        elif payload.startswith("notice:") and ctx.resident.flow != "notices":
+            self.flow("notices").on_button(ctx, "main", payload)  # a pushed notice's button
+        else:
+            self.flow(ctx.resident.flow).on_button(ctx, ctx.resident.step, payload)
+
+    async def _first_contact(self, ctx: Context, cleaned: str) -> None:
+        """A newcomer's first words: understood now, in the language their script shows, and
+        kept, so that they are acted on once the resident has confirmed the language."""
+        understanding = None
+        if (self.understander is not None and textutil.has_visible_content(cleaned)
+                and not cleaned.startswith("/")):
+            understanding = await self.understander.parse(cleaned, ctx.t.language)
+            ctx.understanding = understanding
+        self.flow("onboarding").first_message(ctx, cleaned, understanding)
 
     def _reshow_or_start(self, ctx: Context) -> None:
         if ctx.resident.flow is None:

@@ -80,6 +80,12 @@ class Translator:
         self._sources[text] = message
         return text
 
+    def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
+        """The form of a message for `count` ("1 vote", "2 votes"), as this language's plural
+        rule picks it; `{count}` and the other {fields} are filled as in __call__."""
+        text = self._translations.ngettext(singular, plural, count)
+        return text.format(**{k: self.isolate(v) for k, v in {"count": count, **values}.items()})
+
     def source_of(self, text: str) -> str | None:
         """The msgid a fixed message (one without fields) was translated from, if it was."""
         return self._sources.get(text)
@@ -102,16 +108,26 @@ class Translator:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.astimezone(self._config.tz)
 
+    @property
+    def _date_format(self) -> str:
+        """CLDR's "medium" date, unless this locale's short month names carry digits of a
+        script other than its numbers' (Tibetan: ཟླ་༣ beside the day 5): then the "long"
+        one, which spells the month out."""
+        months = self.locale.months["format"]["abbreviated"].values()
+        mixed = any(ch.isdigit() and not ch.isascii() for month in months for ch in month)
+        return "long" if mixed else "medium"
+
     def datetime(self, moment: datetime) -> str:
         """A date and time in the community's time zone, as this locale writes it."""
         local = self._local(moment)
-        pattern = get_datetime_format("medium", locale=self.locale)
-        day = format_date(local, "medium", locale=self.locale)
+        pattern = get_datetime_format(self._date_format, locale=self.locale)
+        day = format_date(local, self._date_format, locale=self.locale)
         clock = format_time(local, "short", locale=self.locale)
         return self.isolate(pattern.replace("{1}", day).replace("{0}", clock))
 
     def date(self, moment: datetime) -> str:
-        return self.isolate(format_date(self._local(moment), "medium", locale=self.locale))
+        return self.isolate(format_date(self._local(moment), self._date_format,
+                                        locale=self.locale))
 
 
 class Catalogs:

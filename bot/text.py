@@ -1,9 +1,11 @@
-"""Cleaning residents' raw text, reading numbers in any script, and guessing a language by script."""
+"""Cleaning residents' raw text, reading numbers in any script, and telling a text's script."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+import hanzidentifier
 
 MAX_TEXT_LENGTH = 1000
 
@@ -63,80 +65,77 @@ def parse_number(text: str) -> int | None:
     return int("".join(digits))
 
 
-def guess_language(text: str, language_ids: tuple[str, ...]) -> str | None:
-    """The configured language that the script of `text` points to, if any.
+def word_count(text: str) -> int:
+    """About how many words `text` has: words between spaces, Tibetan syllables between
+    tshegs, and two Chinese characters to a word (电梯 is one word, 电梯坏了 two)."""
+    han = sum(1 for ch in text if _script(ch) == "Han")
+    words = [w for w in re.split(r"[\s\u0f0b\u0f0d]+", text)
+             if any(ch.isalnum() and _script(ch) != "Han" for ch in w)]
+    return len(words) + (han + 1) // 2 if han else len(words)
 
-    Tibetan script → bo; Arabic script → ug; Cyrillic → mn; Han → zh_Hant when it uses
-    characters found only in traditional writing, else zh_Hans; Latin → en.
-    """
+
+# The scripts a language can be recognised by (config.yml: languages[].script). Han text is
+# told apart as simplified ("Hans") or traditional ("Hant") writing by `hanzidentifier`.
+SCRIPTS = ("Latin", "Cyrillic", "Tibetan", "Arabic", "Mongolian", "Hans", "Hant")
+_RANGES = (
+    ("Tibetan", 0x0F00, 0x0FFF),
+    ("Arabic", 0x0600, 0x06FF), ("Arabic", 0x0750, 0x077F), ("Arabic", 0xFB50, 0xFDFF),
+    ("Arabic", 0xFE70, 0xFEFF),
+    ("Cyrillic", 0x0400, 0x052F),
+    ("Mongolian", 0x1800, 0x18AF),
+    ("Han", 0x4E00, 0x9FFF), ("Han", 0x3400, 0x4DBF), ("Han", 0xF900, 0xFAFF),
+    ("Latin", 0x0041, 0x005A), ("Latin", 0x0061, 0x007A), ("Latin", 0x00C0, 0x024F),
+)
+# A Han character carries about as much as a short word in an alphabet: `3号楼 lift 坏了` is
+# Chinese with an English word in it, not English.
+_HAN_WEIGHT = 3
+
+
+def script_of(text: str) -> str | None:
+    """The script most of `text` is written in (one of SCRIPTS, or "Han" when the Chinese
+    characters fit both simplified and traditional writing); None without letters."""
     counts: dict[str, int] = {}
     for ch in text:
         script = _script(ch)
         if script:
-            counts[script] = counts.get(script, 0) + 1
+            counts[script] = counts.get(script, 0) + (_HAN_WEIGHT if script == "Han" else 1)
     if not counts:
         return None
     script = max(counts, key=counts.get)
+    if script != "Han":
+        return script
+    kind = hanzidentifier.identify(text)
+    if kind == hanzidentifier.SIMPLIFIED:
+        return "Hans"
+    if kind == hanzidentifier.TRADITIONAL:
+        return "Hant"
+    return "Han"
+
+
+def guess_language(text: str, languages, default_language: str) -> str | None:
+    """The configured language the script of `text` shows, if any.
+
+    `languages`: the config's languages, each with an `id` and a `script` (or None). Text in
+    Chinese characters that fit both writings goes to the default language if it is written
+    in Chinese characters, else to the first language that is.
+    """
+    script = script_of(text)
+    if script is None:
+        return None
     if script == "Han":
-        traditional = sum(ch in _TRADITIONAL_ONLY for ch in text)
-        simplified = sum(ch in _SIMPLIFIED_ONLY for ch in text)
-        candidates = ["zh_Hant", "zh_Hans"] if traditional > simplified else ["zh_Hans", "zh_Hant"]
-    else:
-        candidates = _SCRIPT_LANGUAGES.get(script, [])
-    for candidate in candidates:
-        if candidate in language_ids:
-            return candidate
-    return None
+        chinese = [lang.id for lang in languages if lang.script in ("Hans", "Hant")]
+        if default_language in chinese:
+            return default_language
+        return chinese[0] if chinese else None
+    return next((lang.id for lang in languages if lang.script == script), None)
 
 
 def _script(ch: str) -> str | None:
     code = ord(ch)
-    if 0x0F00 <= code <= 0x0FFF:
-        return "Tibetan"
-    if 0x0600 <= code <= 0x06FF or 0xFB50 <= code <= 0xFEFF:
-        return "Arabic"
-    if 0x0400 <= code <= 0x04FF:
-        return "Cyrillic"
-    if 0x1800 <= code <= 0x18AF:
-        return "Mongolian"
-    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF:
-        return "Han"
-    if ch.isascii() and ch.isalpha():
-        return "Latin"
+    for script, low, high in _RANGES:
+        if low <= code <= high:
+            return script
     return None
-
-
-_SCRIPT_LANGUAGES = {
-    "Tibetan": ["bo"],
-    "Arabic": ["ug"],
-    "Cyrillic": ["mn"],
-    "Mongolian": ["mn"],
-    "Latin": ["en"],
-}
-
-# Common characters written differently in the two Chinese scripts (pairs: simplified, traditional).
-_PAIRS = (
-    "们們 这這 么麼 个個 来來 时時 说說 对對 会會 没沒 还還 发發 问問 题題 务務 区區 电電 梯梯 "
-    "坏壞 灯燈 楼樓 门門 报報 修修 请請 谢謝 语語 换換 开開 关關 东東 车車 长長 见見 间間 "
-    "实實 现現 动動 给給 让讓 认認 识識 话話 边邊 应應 该該 里裡 后後 过過 从從 经經 办辦 "
-    "处處 录錄 单單 号號 务務 险險 气氣 暖暖 卫衛 环環 邻鄰 纠糾 纷紛 噪噪 隐隱 患患 "
-    "护護 医醫 药藥 帮幫 员員 吗嗎 声聲 听聽 读讀 写寫 钱錢 买買 卖賣 远遠 进進 为為 "
-    "无無 与與 业業 并並 两兩 几幾 么麼 产產 亲親 众眾 优優 传傳 伤傷 体體 余餘 "
-    "图圖 块塊 坛壇 场場 声聲 头頭 夹夾 导導 层層 岁歲 币幣 帐帳 库庫 废廢 张張 "
-    "态態 总總 戏戲 扫掃 执執 扩擴 拥擁 择擇 据據 损損 断斷 无無 旧舊 术術 机機 杂雜 "
-    "权權 条條 检檢 楼樓 欢歡 毕畢 汇匯 沟溝 注註 洁潔 浅淺 测測 济濟 渐漸 满滿 "
-    "灭滅 炉爐 烟煙 热熱 爱愛 状狀 独獨 猫貓 猪豬 玩玩 现現 环環 疗療 监監 盖蓋 "
-    "码碼 确確 种種 积積 称稱 窗窗 笔筆 筑築 简簡 签簽 类類 纸紙 线線 练練 组組 "
-    "细細 终終 结結 给給 络絡 统統 继繼 续續 维維 网網 罗羅 职職 联聯 肤膚 胜勝 "
-    "脑腦 节節 药藥 获獲 虽雖 虾蝦 补補 装裝 观觀 规規 视視 览覽 订訂 计計 记記 "
-    "讲講 许許 论論 设設 访訪 证證 评評 识識 试試 诉訴 详詳 语語 误誤 调調 谁誰 "
-    "负負 贵貴 费費 资資 赶趕 轮輪 软軟 较較 辆輛 达達 运運 还還 这這 选選 递遞 "
-    "邮郵 钟鐘 铁鐵 银銀 锁鎖 错錯 键鍵 门門 闭閉 问問 闲閒 闻聞 阅閱 队隊 阳陽 "
-    "阴陰 际際 陈陳 难難 页頁 顶頂 项項 顺順 须須 顾顧 预預 领領 频頻 题題 风風 "
-    "飞飛 饭飯 馆館 驾駕 验驗 鱼魚 鸡雞 齐齊 龄齡"
-)
-_SIMPLIFIED_ONLY = frozenset(p[0] for p in _PAIRS.split() if p[0] != p[1])
-_TRADITIONAL_ONLY = frozenset(p[1] for p in _PAIRS.split() if p[0] != p[1])
 
 
 # --- hiding contact details in residents' free text ------------------------------------------

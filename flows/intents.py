@@ -6,6 +6,7 @@ from bot.core import Understanding
 from bot.i18n import N_
 from bot.services import polls as poll_service
 from bot.services import requests as request_service
+from bot.text import word_count
 from flows.menu import show_help
 
 # How each intent is offered as a "Did you mean…" button.
@@ -38,6 +39,10 @@ INTENT_LABELS = {
 INTERRUPTING = frozenset({"cancel", "main_menu", "emergency"})
 INTERRUPT_CONFIDENCE = 0.8
 INTERRUPT_MAX_LENGTH = 30
+# Intents whose action cannot be undone (erasing data, stopping notices): acted on from free
+# text only when the model is at least this sure; below it they are only offered as guesses.
+IRREVERSIBLE = frozenset({"delete_my_data", "unsubscribe_notices"})
+IRREVERSIBLE_CONFIDENCE = 0.9
 
 
 def entity(understanding: Understanding, name: str) -> str | None:
@@ -45,6 +50,15 @@ def entity(understanding: Understanding, name: str) -> str | None:
         if item["entity"] == name:
             return item["value"]
     return None
+
+
+def carries_problem(understanding: Understanding, text: str) -> bool:
+    """Does a message the model is unsure of name a problem: a category word among other
+    words, or reporting as the model's next guess?"""
+    if entity(understanding, "category") and word_count(text) >= 2:
+        return True
+    guesses = [name for name, _ in understanding.ranking[:2]]
+    return "report_problem" in guesses
 
 
 class Intents:
@@ -68,6 +82,10 @@ class Intents:
         tracking_number = entity(understanding, "request_id")
         if tracking_number and intent not in ("rate_service", "emergency"):
             intent = "check_request_status"  # a tracking number of one's own opens it
+        if intent in IRREVERSIBLE | {"nlu_fallback"} and carries_problem(understanding, text):
+            intent = "report_problem"  # "no water in my house" is a report, never an erasure
+        if intent in IRREVERSIBLE and understanding.confidence < IRREVERSIBLE_CONFIDENCE:
+            intent = "nlu_fallback"
         if intent == "nlu_fallback":
             self.did_you_mean(ctx, understanding)
             return
@@ -147,12 +165,10 @@ class Intents:
             ctx.main_menu(t("Sorry, I cannot help with that. This is what I can do:"))
 
     def report(self, ctx, category: str | None, text: str) -> None:
-        report = self.assistant.flows["report"]
-        if category and text:
-            # The message names the category, so it describes the problem: keep it.
-            ctx.go("report", "location", slots={"category": category, "description": text})
-        else:
-            report.start(ctx, category)
+        """A problem in free text: the message is its description unless it is only a word
+        or two naming the category, and a place it names is offered for the location."""
+        described = text if word_count(text) >= 2 else None
+        self.assistant.flows["report"].start(ctx, category, description=described)
 
     def check_status(self, ctx, tracking_number: str | None) -> None:
         mine = self.assistant.flows["myrequests"]
@@ -199,6 +215,8 @@ class Intents:
     def did_you_mean(self, ctx, understanding: Understanding) -> None:
         t = ctx.t
         guesses = [name for name, _ in understanding.ranking if name in INTENT_LABELS][:2]
+        # An action that cannot be undone is never choice 1, the number a senior presses first.
+        guesses.sort(key=lambda name: name in IRREVERSIBLE)
         if not guesses:
             ctx.main_menu(t("I did not understand that. Please choose one of the numbers below."))
             return

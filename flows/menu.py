@@ -45,16 +45,14 @@ class MainMenu(Flow):
 
 
 def show_help(ctx) -> None:
+    """What Linli does, then the numbered menu; the commands come last, for those who type."""
     t = ctx.t
     ctx.say(
         t(
             "I am Linli, the assistant of {community}. I can take a report of a problem "
             "in your building or street, pass it to the right department, and tell you "
             "what happens to it.\n"
-            "Answer by pressing a button or typing its number.\n"
-            "Commands: /menu main menu, /myrequests your requests, /language change language, "
-            "/voice spoken replies on or off, /cancel stop what you are doing, "
-            "/forget delete your data.",
+            "Answer by pressing a button or typing its number.",
             community=t.name(ctx.config.community_names),
         )
         + "\n"
@@ -62,3 +60,6 @@ def show_help(ctx) -> None:
             "and vote in community consultations.")
     )
     ctx.main_menu()
+    ctx.say(t("Commands: /menu main menu, /myrequests your requests, /language change language, "
+              "/voice spoken replies on or off, /cancel stop what you are doing, "
+              "/forget delete your data."))

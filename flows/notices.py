@@ -34,7 +34,7 @@ def untranslated_line(t: Translator, config) -> str:
 
 def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> list[dict]:
     """The message a subscriber gets when the notice is published, in their language."""
-    from bot.core import Reply, voice_payload
+    from bot.core import Button, Reply, voice_payload
     from bot.services.outbox import reply_payload
 
     texts, translated = service.text_for(notice, t.language, config.default_language)
@@ -42,10 +42,13 @@ def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> 
              t("Topic: {topic}", topic=topic_name(t, config, notice.topic))]
     if not translated:
         lines.append(untranslated_line(t, config))
-    lines += [texts["summary"],
-              t("To read it in full, send {command} or open Notices in the main menu.",
-                command=f"/start notice_{notice.id}")]
-    reply = Reply(text="\n".join(lines), rtl=t.rtl, language=t.language, shared=True)
+    lines += [texts["summary"], t("To read it in full, choose 1.")]
+    buttons = [Button(t("Read the full notice"), f"notice:{notice.id}"),
+               Button(t("Main menu"), "menu")]
+    reply = Reply(text="\n".join(lines), buttons=buttons, rtl=t.rtl, language=t.language,
+                  shared=True)
+    # The notice is now the latest message with buttons: its numbers are the ones that count.
+    resident.offered = [button.payload for button in buttons]
     payloads = [reply_payload(reply, resident)]
     if resident.voice_on and resident.channel in MEDIA_CHANNELS:
         payloads.append(voice_payload(t, resident, [reply]))

@@ -1,14 +1,25 @@
-"""First contact: the language picker (each language in its own script), then voice on/off."""
+"""First contact: the language picker (each language in its own script), then voice on/off.
+
+A newcomer's first message is answered in the language its script shows, with that language
+as choice 1, and kept: once the resident confirms a language, it is acted on (a problem goes
+straight into a report) instead of being asked for again.
+"""
 
 from __future__ import annotations
 
 from bot.clip_gaps import voice_offered
+from bot.core import Understanding
 from bot.text import guess_language
 from flows.base import Flow
 
+# First words that only open the conversation: after the language, the voice question follows.
+GREETINGS = frozenset({"greet", "thank", "affirm"})
 
-def language_buttons(ctx) -> list:
-    return [ctx.button(lang.native_name, f"lang:{lang.id}") for lang in ctx.config.languages]
+
+def language_buttons(ctx, first: str | None = None) -> list:
+    """One button per language, in its own script; `first` (a guessed language) leads."""
+    languages = sorted(ctx.config.languages, key=lambda lang: lang.id != first)
+    return [ctx.button(lang.native_name, f"lang:{lang.id}") for lang in languages]
 
 
 def language_from_text(ctx, text: str) -> str | None:
@@ -24,15 +35,30 @@ class Onboarding(Flow):
     name = "onboarding"
     text_steps = frozenset({"language"})
 
-    def start(self, ctx, first_text: str = "", after: str | None = None) -> None:
+    def start(self, ctx, after: str | None = None) -> None:
         """`after`: a deep link (notice_12, poll_3) to open once the language is chosen."""
-        chosen = language_from_text(ctx, first_text) if first_text else None
+        ctx.go(self.name, "language", slots={"after": after})
+
+    def first_message(self, ctx, text: str, understanding: Understanding | None) -> None:
+        """Free text from a resident with no language yet: a language's name chooses it;
+        anything else is kept, and answered by the picker in the language its script shows."""
+        chosen = language_from_text(ctx, text)
         if chosen:
             ctx.go(self.name, "language", show=False)
             self.choose_language(ctx, chosen)
             return
-        greeted = bool(first_text and guess_language(first_text, ctx.config.language_ids))
-        ctx.go(self.name, "language", slots={"greeted": greeted, "after": after})
+        slots = ctx.slots if ctx.flow == self.name else {}
+        guessed = guess_language(text, ctx.config.languages, ctx.config.default_language)
+        pending = {"text": text}
+        if understanding is not None:
+            pending.update(intent=understanding.intent, confidence=understanding.confidence,
+                           entities=understanding.entities,
+                           ranking=[list(pair) for pair in understanding.ranking])
+        ctx.go(self.name, "language", slots={
+            "after": slots.get("after"),
+            "guessed": guessed or slots.get("guessed"),
+            "pending": pending,
+        })
 
     def prompt(self, ctx, step):
         if step == "voice":
@@ -45,21 +71,27 @@ class Onboarding(Flow):
                 ],
             )
             return
-        # The picker: the greeting in the language the first message's script shows, else in
-        # every language, so that nobody has to read Chinese to find their own.
-        if ctx.slots.get("greeted") and ctx.resident.language is None:
-            lines = [
-                ctx.t(
-                    "Hello! I am Linli, the assistant of {community}. Please choose your language.",
-                    community=ctx.t.name(ctx.config.community_names),
-                )
-            ]
+        # The picker: a greeting in the language the first message's script showed, which is
+        # choice 1; without one, the question in every language, so that nobody has to read
+        # Chinese to find their own.
+        guessed = ctx.slots.get("guessed")
+        if guessed in ctx.config.language_ids and ctx.resident.language is None:
+            t = self.assistant.catalogs.translator(guessed)
+            lines = [t(
+                "Hello! I am Linli, the assistant of {community}. Choose 1 to go on in "
+                "{language}, or the number of another language.",
+                community=t.name(ctx.config.community_names),
+                language=ctx.config.language(guessed).native_name,
+            )]
+            if ctx.slots.get("pending"):
+                lines.append(t("I have kept your message and will answer it once you have "
+                               "chosen."))
         else:
             lines = [
                 self.assistant.catalogs.translator(lang)("Please choose your language.")
                 for lang in ctx.config.language_ids
             ]
-        ctx.say("\n".join(lines), language_buttons(ctx))
+        ctx.say("\n".join(lines), language_buttons(ctx, guessed))
 
     def yes_no(self, ctx, step):
         return ("voice:on", "voice:off") if step == "voice" else None
@@ -77,20 +109,20 @@ class Onboarding(Flow):
 
     def finish(self, ctx, voice_on: bool) -> None:
         ctx.resident.voice_on = voice_on
-        t = ctx.t
-        welcome = t(
-            "Welcome to {community}! You can change the language and voice any time "
-            "under Settings.",
-            community=t.name(ctx.config.community_names),
-        )
         after = ctx.slots.get("after")
         if after:
             from flows.commands import open_deep_link
 
-            ctx.say(welcome)
+            ctx.say(self._welcome(ctx))
             if open_deep_link(ctx, after):
                 return
-        ctx.main_menu(None if after else welcome)
+        ctx.main_menu(None if after else self._welcome(ctx))
+
+    @staticmethod
+    def _welcome(ctx) -> str:
+        t = ctx.t
+        return t("Welcome to {community}! You can change the language and voice any time "
+                 "under Settings.", community=t.name(ctx.config.community_names))
 
     def on_text(self, ctx, step, text):
         language = language_from_text(ctx, text)
@@ -101,7 +133,18 @@ class Onboarding(Flow):
         ctx.show()
 
     def choose_language(self, ctx, language: str) -> None:
+        """Sets the language; then the kept first message is acted on, or voice is asked."""
+        pending = ctx.slots.get("pending") or {}
         ctx.set_language(language)
+        if pending.get("intent") and pending["intent"] not in GREETINGS:
+            understanding = Understanding(
+                pending["intent"], float(pending.get("confidence") or 0.0),
+                list(pending.get("entities") or []),
+                [(name, float(score)) for name, score in pending.get("ranking") or []])
+            ctx.say(self._welcome(ctx))
+            ctx.go("menu", "main", slots={}, show=False)
+            self.assistant.flow("intents").handle(ctx, understanding, pending["text"])
+            return
         if not voice_offered(ctx.config, language):
             # No engine speaks it and no clip is recorded yet: "read aloud" would be silence.
             self.finish(ctx, voice_on=False)

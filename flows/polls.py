@@ -85,13 +85,15 @@ def results_text(t: Translator, config, outcome: service.Results) -> str:
     texts, _ = poll_text(poll, language, default)
     lines = [t("The consultation has closed: {question}", question=texts["question"])]
     for option in poll.options:
-        lines.append(t("{option}: {count} votes ({percent})",
-                       option=option_label(option, language, default),
-                       count=outcome.counts[option["id"]],
-                       percent=percent(outcome.percent(option["id"]))))
-    lines.append(t("Turnout: {voters} of {eligible} residents who could vote ({percent}).",
-                   voters=outcome.voters, eligible=outcome.eligible,
-                   percent=percent(outcome.turnout)))
+        lines.append(t.ngettext("{option}: {count} vote ({percent})",
+                                "{option}: {count} votes ({percent})",
+                                outcome.counts[option["id"]],
+                                option=option_label(option, language, default),
+                                percent=percent(outcome.percent(option["id"]))))
+    lines.append(t.ngettext("Turnout: {voters} of {count} resident who could vote ({percent}).",
+                            "Turnout: {voters} of {count} residents who could vote ({percent}).",
+                            outcome.eligible, voters=outcome.voters,
+                            percent=percent(outcome.turnout)))
     if outcome.opinions:
         lines.append(t("Written opinions: {count}. Some of them, as they were written:",
                        count=len(outcome.opinions)))

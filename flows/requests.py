@@ -15,15 +15,31 @@ MAX_PHOTOS = 5
 MEDIA_CHANNELS = frozenset({"telegram"})  # channels on which residents can send photos
 
 
+def find_place(config, text: str) -> str | None:
+    """The first place `text` names by one of config.yml's place_patterns (any language)."""
+    for patterns in config.place_patterns.values():
+        for pattern in patterns:
+            match = pattern.search(text)
+            if match:
+                return match.group(0).strip()
+    return None
+
+
 class ReportProblem(Flow):
     name = "report"
     text_steps = frozenset({"description", "location"})
 
-    def start(self, ctx, category: str | None = None) -> None:
+    def start(self, ctx, category: str | None = None, description: str | None = None) -> None:
+        """A new report; a `description` (the resident's own message) skips that step, and a
+        place named in it is offered at the location step."""
+        slots: dict = {}
+        if description:
+            slots.update(description=description, place_found=find_place(ctx.config, description))
         if category and self._category_ok(ctx, category):
-            ctx.go(self.name, "description", slots={"category": category})
+            slots["category"] = category
+            ctx.go(self.name, "location" if description else "description", slots=slots)
         else:
-            ctx.go(self.name, "category", slots={})
+            ctx.go(self.name, "category", slots=slots)
 
     @staticmethod
     def _category_ok(ctx, category_id: str) -> bool:
@@ -46,23 +62,28 @@ class ReportProblem(Flow):
                 "For example: the light on the 3rd floor of building 5 is broken.",
                 category=self._category_name(ctx, slots["category"]),
             )
+            common = ctx.config.category(slots["category"]).common_problems
+            if common:
+                text += "\n" + t("Or choose a common problem by its number.")
             if ctx.resident.channel in MEDIA_CHANNELS:
                 text += "\n" + t("You can also send a voice note.")
-            ctx.say(text, [self.cancel_button(ctx)])
+            buttons = [ctx.button(t.name(names), f"desc:{i}") for i, names in enumerate(common)]
+            ctx.say(text, buttons + [ctx.button(t("Describe it yourself"), "desc:own"),
+                                     self.cancel_button(ctx)])
         elif step == "location":
             buttons = []
+            found = slots.get("place_found")
+            if found:
+                buttons += [ctx.button(t("Yes, there"), "loc:found"),
+                            ctx.button(t("No, another place"), "loc:other")]
             if ctx.resident.address:
                 buttons.append(
                     ctx.button(t("My address: {address}", address=ctx.resident.address), "loc:home")
                 )
-            ctx.say(
-                t(
-                    "Where is the problem? Type the place, for example: "
-                    "building 3, entrance 2, 5th floor."
-                ),
-                buttons + [self.cancel_button(ctx)],
-                request_location=True,
-            )
+            question = (t("Is the problem at {place}? Choose 1 if it is.", place=found) if found
+                        else t("Where is the problem? Type the place, for example: "
+                               "building 3, entrance 2, 5th floor."))
+            ctx.say(question, buttons + [self.cancel_button(ctx)], request_location=True)
         elif step == "photo":
             ctx.say(
                 t("If you like, send a photo of the problem now. Otherwise choose “No photo”."),
@@ -132,6 +153,8 @@ class ReportProblem(Flow):
         super().on_media(ctx, step, kind, media)
 
     def yes_no(self, ctx, step):
+        if step == "location" and ctx.slots.get("place_found"):
+            return ("loc:found", "loc:other")
         return ("confirm:submit", "cancel") if step == "confirm" else None
 
     def on_button(self, ctx, step, payload):
@@ -139,8 +162,19 @@ class ReportProblem(Flow):
             category = payload.split(":", 1)[1]
             if self._category_ok(ctx, category):
                 ctx.set_slots(category=category)
-                ctx.go(self.name, "description")
+                ctx.go(self.name, "location" if ctx.slots.get("description") else "description")
                 return
+        if step == "description" and payload.startswith("desc:"):
+            self._describe_by_choice(ctx, payload.split(":", 1)[1])
+            return
+        if step == "location" and payload == "loc:found" and ctx.slots.get("place_found"):
+            ctx.set_slots(location_text=ctx.slots["place_found"], latitude=None, longitude=None)
+            self._after_location(ctx)
+            return
+        if step == "location" and payload == "loc:other":
+            ctx.set_slots(place_found=None)
+            ctx.show()
+            return
         if step == "location" and payload == "loc:home" and ctx.resident.address:
             ctx.set_slots(location_text=ctx.resident.address, latitude=None, longitude=None)
             self._after_location(ctx)
@@ -163,7 +197,7 @@ class ReportProblem(Flow):
                 ctx.say(t("Please write a little more, so that staff understand the problem."))
                 ctx.show()
                 return
-            ctx.set_slots(description=text)
+            ctx.set_slots(description=text, place_found=find_place(ctx.config, text))
             ctx.go(self.name, "location")
         elif step == "location":
             if len(text) < MIN_TEXT or len(text) > service.MAX_LOCATION:
@@ -180,6 +214,20 @@ class ReportProblem(Flow):
             self._after_location(ctx)
         else:
             super().on_text(ctx, step, text)
+
+    def _describe_by_choice(self, ctx, choice: str) -> None:
+        """A common problem pressed by its number describes the problem; "describe it
+        yourself" asks for the words."""
+        common = ctx.config.category(ctx.slots["category"]).common_problems
+        if choice.isdigit() and int(choice) < len(common):
+            ctx.set_slots(description=ctx.t.name(common[int(choice)]))
+            ctx.go(self.name, "location")
+            return
+        t = ctx.t
+        text = t("Please type the problem in a sentence or two.")
+        if ctx.resident.channel in MEDIA_CHANNELS:
+            text += "\n" + t("You can also send a voice note.")
+        ctx.say(text, [self.cancel_button(ctx)])
 
     def on_location(self, ctx, step, latitude, longitude):
         valid = (

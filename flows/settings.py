@@ -8,6 +8,10 @@ from bot.services import residents as resident_service
 from flows.base import Flow
 from flows.onboarding import language_buttons, language_from_text
 
+# Flows left for good when the language changes; any other (a report half-written, a
+# consultation) goes on in the new language.
+NOT_RESUMED = frozenset({None, "menu", "settings", "onboarding"})
+
 
 class Settings(Flow):
     name = "settings"
@@ -16,7 +20,11 @@ class Settings(Flow):
     MAX_BUILDING = 64
 
     def start(self, ctx, step: str = "main") -> None:
-        ctx.go(self.name, step, slots={})
+        slots = {}
+        if step == "language" and ctx.flow not in NOT_RESUMED:
+            # Changing language in the middle of a report: the report goes on afterwards.
+            slots["resume"] = {"flow": ctx.flow, "step": ctx.step, "slots": ctx.slots}
+        ctx.go(self.name, step, slots=slots)
 
     def prompt(self, ctx, step):
         t = ctx.t
@@ -148,9 +156,17 @@ class Settings(Flow):
         if language not in ctx.config.language_ids:
             ctx.show()
             return
+        resume = ctx.slots.get("resume") if ctx.flow == self.name else (
+            None if ctx.flow in NOT_RESUMED else
+            {"flow": ctx.flow, "step": ctx.step, "slots": ctx.slots})
         ctx.set_language(language)
-        ctx.main_menu(ctx.t("From now on I will write in {language}.",
-                            language=ctx.config.language(language).native_name))
+        said = ctx.t("From now on I will write in {language}.",
+                     language=ctx.config.language(language).native_name)
+        if resume:
+            ctx.say(said)
+            ctx.go(resume["flow"], resume["step"], slots=resume["slots"])
+            return
+        ctx.main_menu(said)
 
     def forget(self, ctx) -> None:
         resident_service.forget(ctx.session, ctx.resident, ctx.config.data_dir)

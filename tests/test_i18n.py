@@ -21,12 +21,25 @@ def source_messages() -> set[str]:
     found = set()
     for folder in ("bot", "flows"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-            PROJECT_ROOT / folder, keywords={"t": None, "N_": None},
+            PROJECT_ROOT / folder, keywords={"t": None, "N_": None, "ngettext": (1, 2)},
             # the staff console's texts live in their own catalog (bot/console/i18n.py)
             method_map=[("console/**.py", "ignore"), ("**.py", "python")],
         ):
             found.add(message if isinstance(message, str) else message[0])
     return found
+
+
+def singular(message_id) -> str:
+    """A message's id: for one with plural forms (ngettext), its singular."""
+    return message_id if isinstance(message_id, str) else message_id[0]
+
+
+def forms(entry) -> list[tuple[str, str]]:
+    """(id, translation) pairs: one, or one per plural form (each checked against the plural
+    id, whose {fields} and line breaks every form keeps)."""
+    if isinstance(entry.id, str):
+        return [(entry.id, entry.string)]
+    return [(entry.id[1], string) for string in entry.string]
 
 
 def catalog(language: str):
@@ -36,23 +49,24 @@ def catalog(language: str):
 
 def test_the_template_lists_every_message_in_the_code():
     with open(PROJECT_ROOT / "locales" / "messages.pot", "rb") as f:
-        template = {m.id for m in read_po(f) if m.id}
+        template = {singular(m.id) for m in read_po(f) if m.id}
     assert source_messages() == template, "run: pybabel extract (see docs/translating.md)"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_message_is_translated_in_every_catalog(language):
-    entries = {m.id: m for m in catalog(language) if m.id}
+    entries = {singular(m.id): m for m in catalog(language) if m.id}
     missing = source_messages() - set(entries)
     assert not missing, f"{language}: no entry for {sorted(missing)[:5]}"
-    for message_id, entry in entries.items():
-        assert not entry.fuzzy, f"{language}: fuzzy {message_id!r}"
-        assert entry.string and entry.string.strip(), f"{language}: empty {message_id!r}"
-        assert sorted(FIELD.findall(entry.string)) == sorted(
-            FIELD.findall(message_id)
-        ), f"{language}: {{fields}} differ in {message_id!r}"
-        assert entry.string.count("\n") == message_id.count("\n"), \
-            f"{language}: line breaks differ in {message_id!r}"
+    for entry in entries.values():
+        assert not entry.fuzzy, f"{language}: fuzzy {entry.id!r}"
+        for message_id, string in forms(entry):
+            assert string and string.strip(), f"{language}: empty {message_id!r}"
+            assert sorted(FIELD.findall(string)) == sorted(
+                FIELD.findall(message_id)
+            ), f"{language}: {{fields}} differ in {message_id!r}"
+            assert string.count("\n") == message_id.count("\n"), \
+                f"{language}: line breaks differ in {message_id!r}"
 
 
 SCRIPTS = {
@@ -71,11 +85,12 @@ def test_translations_are_written_in_the_language_s_own_script(language):
     for entry in catalog(language):
         if not entry.id:
             continue
-        letters = FIELD.sub("", entry.id)
-        if not re.search(r"[A-Za-z]{2}", letters) or letters.strip().startswith("/"):
-            continue  # only {fields}, numbers or symbols
-        if not re.search(SCRIPTS[language], entry.string):
-            english_only.append(entry.id)
+        for message_id, string in forms(entry):
+            letters = FIELD.sub("", message_id)
+            if not re.search(r"[A-Za-z]{2}", letters) or letters.strip().startswith("/"):
+                continue  # only {fields}, numbers or symbols
+            if not re.search(SCRIPTS[language], string):
+                english_only.append(message_id)
     assert not english_only, f"{language}: not translated: {english_only[:5]}"
 
 

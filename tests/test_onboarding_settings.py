@@ -23,7 +23,9 @@ def test_a_first_message_is_answered_in_the_language_its_script_shows(chat, text
     assert [r.language for r in replies] == [language]
     community = resident.assistant.config.community_names[language]
     assert community in resident.text  # the greeting names the community in that language
-    assert resident.payloads == [f"lang:{lang}" for lang in LANGUAGES]
+    # That language is choice 1, the one tap that confirms it; every other one follows.
+    assert resident.payloads == [f"lang:{language}"] + [
+        f"lang:{lang}" for lang in LANGUAGES if lang != language]
     assert resident.state()[:2] == ("onboarding", "language")
 
 
@@ -70,6 +72,8 @@ def test_language_switches_any_time_by_command_and_in_settings(chat):
     resident.press_payload("lang:ug")
     assert resident.state()[4] == "ug"
     assert all(r.rtl and r.language == "ug" for r in resident.replies)
+    assert resident.state()[:2] == ("report", "category")  # the report goes on
+    resident.press_payload("cancel")
     resident.press_payload("menu:settings")
     resident.press_payload("set:language")
     resident.send("3")  # English

@@ -100,7 +100,7 @@ def test_killed_in_the_middle_of_a_flow_the_resident_continues_at_the_same_step(
     first.send("1")  # report a problem
     first.send("1")  # repairs
     asked = first.send("3号楼电梯坏了，我妈妈八十岁下不了楼")
-    assert "问题在哪里？" in asked
+    assert "问题是在这里吗：3号楼？" in asked  # the place in the description, to confirm
     first.kill()
 
     second = ChatProcess(migrated, "k")

@@ -6,8 +6,6 @@ import pytest
 
 from bot.text import clean, guess_language, has_visible_content, parse_number
 
-LANGS = ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
-
 
 def test_clean_drops_hidden_and_control_characters_but_keeps_words():
     assert clean("  lift\u200b is\x00 broken\u202e \n\n  floor 3 ") == "lift is broken\nfloor 3"
@@ -41,5 +39,5 @@ def test_numbers_in_every_script(text, number):
     ("لىفت بۇزۇلۇپ قالدى", "ug"),
     ("12345", None),
 ])
-def test_the_script_of_a_first_message_picks_the_language(text, language):
-    assert guess_language(text, LANGS) == language
+def test_the_script_of_a_first_message_picks_the_language(config, text, language):
+    assert guess_language(text, config.languages, config.default_language) == language
