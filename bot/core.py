@@ -567,6 +567,8 @@ class Assistant:
         answer at the handover step, the rating the news itself started)."""
         if ctx.resident.flow is None:
             return
+        if last_buttons and (ctx.resident.flow, ctx.resident.step) == ("menu", "main"):
+            return  # news with its own buttons (a notice) at the menu: nothing is interrupted
         before = len(ctx.replies)
         ctx.show()
         if [b.payload for r in ctx.replies[before:] for b in r.buttons] == last_buttons:

@@ -47,8 +47,13 @@ def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> 
                Button(t("Main menu"), "menu")]
     reply = Reply(text="\n".join(lines), buttons=buttons, rtl=t.rtl, language=t.language,
                   shared=True)
-    # The notice is now the latest message with buttons: its numbers are the ones that count.
-    resident.offered = [button.payload for button in buttons]
+    # Sent outside a turn to a resident at the main menu, the notice is the latest message with
+    # buttons there: its numbers are the ones that count. Anywhere else the resident's step is
+    # shown again below it (news never takes over the buttons), and a channel that shows the
+    # notice at the next turn sets the numbers then.
+    if resident.channel in MEDIA_CHANNELS and (resident.flow or "menu", resident.step or
+                                               "main") == ("menu", "main"):
+        resident.offered = [button.payload for button in buttons]
     payloads = [reply_payload(reply, resident)]
     if resident.voice_on and resident.channel in MEDIA_CHANNELS:
         payloads.append(voice_payload(t, resident, [reply]))
