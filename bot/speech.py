@@ -31,6 +31,9 @@ CPU_THREADS = 2
 # log-probability of its tokens at least this, and the chance that it heard no speech at most.
 MIN_AVG_LOGPROB = -0.8
 MAX_NO_SPEECH_PROB = 0.5
+# A transcript that compresses this well repeats itself: Whisper looping on noise (its own
+# threshold for a failed decoding).
+MAX_COMPRESSION_RATIO = 2.4
 # Whisper writes Chinese in Traditional characters unless its context is Simplified, and hears
 # homophones better with the words of the residents' world (设置, not 社制; 电梯, not 点题).
 # Chosen on a few sentences of the tests; bench/voice_roundtrip.py measures on others.
@@ -58,11 +61,13 @@ class Heard:
     avg_logprob: float
     no_speech_prob: float
     seconds: float  # of audio
+    compression_ratio: float = 1.0
 
     @property
     def clear(self) -> bool:
         return (bool(self.text) and self.avg_logprob >= MIN_AVG_LOGPROB
-                and self.no_speech_prob <= MAX_NO_SPEECH_PROB)
+                and self.no_speech_prob <= MAX_NO_SPEECH_PROB
+                and self.compression_ratio <= MAX_COMPRESSION_RATIO)
 
 
 def error_rate(reference: str, hypothesis: str, words: bool = False) -> float:
@@ -182,7 +187,9 @@ class Recogniser:
         weights = [max(1, len(segment.tokens)) for segment in segments]
         logprob = sum(s.avg_logprob * w for s, w in zip(segments, weights)) / sum(weights)
         no_speech = max(segment.no_speech_prob for segment in segments)
-        return Heard(self._in_script(text, language), language, logprob, no_speech, seconds)
+        ratio = max(segment.compression_ratio for segment in segments)
+        return Heard(self._in_script(text, language), language, logprob, no_speech, seconds,
+                     ratio)
 
     def _in_script(self, text: str, language: str) -> str:
         conversion = CONVERSIONS.get(language)
