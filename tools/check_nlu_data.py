@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -33,8 +34,11 @@ def plain(text: str) -> str:
 
 
 def bare(text: str) -> str:
-    """Without punctuation, spaces or case: `lift broken!` and `Lift broken` are one message."""
-    return re.sub(r"[\W_]+", "", plain(text))
+    """Without punctuation, spaces or case: `lift broken!` and `Lift broken` are one message.
+
+    Symbols stay: 😀😀 and 🙂🙂 are two messages.
+    """
+    return "".join(ch for ch in plain(text) if unicodedata.category(ch)[0] not in "PZC")
 
 
 def load(path: Path):
