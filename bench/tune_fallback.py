@@ -16,6 +16,15 @@ Prints the table and the best pair; copy it into nlu/pipeline.yml and docs/nlu.m
 
 compares values of the classifier's regularisation strength C on the same split (one training
 each): the best threshold, utility and top-1 accuracy for each.
+
+    .venv/bin/python bench/tune_fallback.py --scale none 3 10 30
+
+does the same for the sentence encoder's weight beside the n-grams (`none`: the pipeline
+without the encoder). The embeddings of the training texts are computed once per process.
+
+The default run also chooses the threshold above which `delete_my_data` (irreversible) is acted
+on from free text: the lowest one at which no held-out message of another intent is taken for it
+(precision 1.0 on validation), plus a margin of 0.05.
 """
 
 from __future__ import annotations
@@ -87,6 +96,48 @@ def with_c(pipeline: Path, c: float) -> None:
     pipeline.write_text(text, encoding="utf-8")
 
 
+def with_scale(pipeline: Path, scale: str) -> None:
+    """Sets the sentence encoder's weight in a benchmark copy of the pipeline; `none` drops it."""
+    text = pipeline.read_text(encoding="utf-8")
+    if scale == "none":
+        text, count = re.subn(r"\n  - name: nlu\.components\.SentenceEncoderFeaturizer\n(    .*\n)*",
+                              "\n", text)
+    else:
+        text, count = re.subn(r"(\n    scale: )[0-9.]+", rf"\g<1>{float(scale)}", text)
+    if count != 1:
+        raise SystemExit("the pipeline has no SentenceEncoderFeaturizer with a `scale:` line")
+    pipeline.write_text(text, encoding="utf-8")
+
+
+IRREVERSIBLE = "delete_my_data"
+MARGIN = 0.05
+
+
+def irreversible_threshold(rankings, gold, intent: str = IRREVERSIBLE) -> None:
+    """Prints precision and recall of acting on `intent` above each threshold, and the choice."""
+    def counts(threshold):
+        acted = [(r[0][0] == intent and r[0][1] >= threshold, g == intent)
+                 for r, g in zip(rankings, gold)]
+        tp = sum(a and t for a, t in acted)
+        fp = sum(a and not t for a, t in acted)
+        return tp, fp, sum(t for _, t in acted)
+
+    wrong = [r[0][1] for r, g in zip(rankings, gold) if r[0][0] == intent and g != intent]
+    safe = min(1.0, round((max(wrong) if wrong else 0.0) + MARGIN, 2))
+    print(f"\n`{intent}` taken from free text (validation, {sum(g == intent for g in gold)} "
+          f"examples of it, {len(wrong)} other messages ranked it first):\n")
+    print("| threshold | acted on | of which wrong | precision | recall |")
+    print("|---|---|---|---|---|")
+    for threshold in sorted({0.5, 0.65, 0.8, 0.9, 0.95, safe}):
+        tp, fp, total = counts(threshold)
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        mark = " **chosen**" if threshold == safe else ""
+        print(f"| {threshold:.2f}{mark} | {tp + fp} | {fp} | {precision:.3f} | "
+              f"{tp / total if total else 0:.3f} |")
+    print(f"\nchosen: {safe:.2f} (highest confidence of a wrong `{intent}` "
+          f"{max(wrong) if wrong else 0:.3f}, plus {MARGIN})")
+
+
 def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
     """Trains on four fifths of the training files; the intent rankings of the held-out fifth
     and their true intents."""
@@ -104,23 +155,24 @@ def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
     return rankings, [intent for _, intent in held_out]
 
 
-def compare_c(values: list[float]) -> None:
+def compare(name: str, values: list[str], adjust) -> None:
     config = load_config()
-    print("| C | best threshold | utility | answered | top-1 accuracy |")
+    print(f"| {name} | best threshold | utility | answered | top-1 accuracy |")
     print("|---|---|---|---|---|")
     for c in values:
-        rankings, gold = rank_held_out(config, adjust=lambda p, c=c: with_c(p, c))
+        rankings, gold = rank_held_out(config, adjust=lambda p, c=c: adjust(p, c))
         best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
                    key=lambda r: r[1])
         top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
-        print(f"| {c:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |",
+        print(f"| {c} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |",
               flush=True)
 
 
 def main() -> None:
-    if "--C" in sys.argv:
-        compare_c([float(v) for v in sys.argv[sys.argv.index("--C") + 1:]])
-        return
+    for option, adjust in (("--C", lambda p, c: with_c(p, float(c))), ("--scale", with_scale)):
+        if option in sys.argv:
+            compare(option.strip("-"), sys.argv[sys.argv.index(option) + 1:], adjust)
+            return
     rankings, gold = rank_held_out(load_config())
     results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
     best = max(results, key=lambda r: r[2])
@@ -132,6 +184,7 @@ def main() -> None:
             print(f"| {th:.2f} | {amb:.2f} | {score:.3f}{mark} | {answered:.3f} | {accuracy:.3f} |")
     print(f"\nbest: threshold {best[0]:.2f}, ambiguity_threshold {best[1]:.2f} "
           f"({len(gold)} held-out training examples)")
+    irreversible_threshold(rankings, gold)
 
 
 if __name__ == "__main__":

