@@ -17,12 +17,9 @@ Prints the table and the best pair; copy it into nlu/pipeline.yml and docs/nlu.m
 compares values of the classifier's regularisation strength C on the same split (one training
 each): the best threshold, utility and top-1 accuracy for each.
 
-    .venv/bin/python bench/tune_fallback.py --scale none 3 10 30
-
-does the same for the sentence encoder's weight beside the n-grams (`none`: the pipeline
-without the encoder). The embeddings of the training texts are computed once per process.
-
-The default run also chooses the threshold above which `delete_my_data` (irreversible) is acted
+The default run trains once and first compares weights of the sentence encoder's model
+against the n-gram model (`encoder_weight`; 0 is the n-gram model alone, i.e. the pipeline
+before the encoder), then tunes the thresholds at the best weight. It also chooses the threshold above which `delete_my_data` (irreversible) is acted
 on from free text: the lowest one at which no held-out message of another intent is taken for it
 (precision 1.0 on validation), plus a margin of 0.05.
 """
@@ -35,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import parse_all, train_and_load
+from common import intent_classifier, parse_all, train_and_load
 
 from bot.config import load_config
 from nlu.engine import COMMON_FILE, NLU_DIR
@@ -96,19 +93,6 @@ def with_c(pipeline: Path, c: float) -> None:
     pipeline.write_text(text, encoding="utf-8")
 
 
-def with_scale(pipeline: Path, scale: str) -> None:
-    """Sets the sentence encoder's weight in a benchmark copy of the pipeline; `none` drops it."""
-    text = pipeline.read_text(encoding="utf-8")
-    if scale == "none":
-        text, count = re.subn(r"\n  - name: nlu\.components\.SentenceEncoderFeaturizer\n(    .*\n)*",
-                              "\n", text)
-    else:
-        text, count = re.subn(r"(\n    scale: )[0-9.]+", rf"\g<1>{float(scale)}", text)
-    if count != 1:
-        raise SystemExit("the pipeline has no SentenceEncoderFeaturizer with a `scale:` line")
-    pipeline.write_text(text, encoding="utf-8")
-
-
 IRREVERSIBLE = "delete_my_data"
 MARGIN = 0.05
 
@@ -138,9 +122,9 @@ def irreversible_threshold(rankings, gold, intent: str = IRREVERSIBLE) -> None:
           f"{max(wrong) if wrong else 0:.3f}, plus {MARGIN})")
 
 
-def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
+def rank_held_out(config, adjust=None, weights=None):
     """Trains on four fifths of the training files; the intent rankings of the held-out fifth
-    and their true intents."""
+    and their true intents. With `weights`: {weight: rankings} for each encoder weight."""
     with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
         folder = Path(tmp)
         held_out = []
@@ -151,7 +135,15 @@ def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
         print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
         files = sorted(folder.glob("*.yml"))
         agent, _ = train_and_load(folder, files, "tune", adjust=adjust)
-        rankings = parse_all(agent, [t for t, _ in held_out])
+        texts = [t for t, _ in held_out]
+        if weights is None:
+            rankings = parse_all(agent, texts)
+        else:
+            classifier = intent_classifier(agent)
+            rankings = {}
+            for weight in weights:
+                classifier.config["encoder_weight"] = weight
+                rankings[weight] = parse_all(agent, texts)
     return rankings, [intent for _, intent in held_out]
 
 
@@ -168,12 +160,26 @@ def compare(name: str, values: list[str], adjust) -> None:
               flush=True)
 
 
+WEIGHTS = [0.0, 0.3, 0.5, 0.7, 1.0]
+
+
 def main() -> None:
-    for option, adjust in (("--C", lambda p, c: with_c(p, float(c))), ("--scale", with_scale)):
-        if option in sys.argv:
-            compare(option.strip("-"), sys.argv[sys.argv.index(option) + 1:], adjust)
-            return
-    rankings, gold = rank_held_out(load_config())
+    if "--C" in sys.argv:
+        compare("C", sys.argv[sys.argv.index("--C") + 1:], lambda p, c: with_c(p, float(c)))
+        return
+    by_weight, gold = rank_held_out(load_config(), weights=WEIGHTS)
+    print("| encoder weight | best threshold | utility | answered | top-1 accuracy |")
+    print("|---|---|---|---|---|")
+    best_utility = {}
+    for weight, rankings in by_weight.items():
+        best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
+                   key=lambda r: r[1])
+        best_utility[weight] = best[1]
+        top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
+        print(f"| {weight:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |")
+    weight = max(WEIGHTS, key=lambda w: best_utility[w])
+    print(f"\nbest encoder weight: {weight:g}; thresholds at that weight:\n")
+    rankings = by_weight[weight]
     results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
     best = max(results, key=lambda r: r[2])
     print("| threshold | ambiguity | utility | answered | accuracy when answered |")

