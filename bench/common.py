@@ -58,6 +58,16 @@ def train_and_load(folder: Path, data: Path | list[Path], name: str, adjust=None
     return Agent.load(str(path)), seconds
 
 
+def intent_classifier(agent):
+    """The loaded model's `TunedLogisticRegressionClassifier`, to vary its encoder weight."""
+    from nlu.components import TunedLogisticRegressionClassifier
+
+    for node in agent.processor.graph_runner._instantiated_nodes.values():
+        if isinstance(node._component, TunedLogisticRegressionClassifier):
+            return node._component
+    raise SystemExit("the model has no TunedLogisticRegressionClassifier")
+
+
 def parse_all(agent, texts: list[str]) -> list[list[tuple[str, float]]]:
     """The intent ranking of every text, best first."""
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import load_config
 from nlu.engine import RasaUnderstander
-from nlu.evaluate import load_examples, test_files
+from nlu.evaluate import TEST_SETS, load_examples, test_files
 
 
 def rss_mb() -> float:
@@ -44,7 +44,8 @@ def main() -> None:
     understander = RasaUnderstander(config)
     load_seconds = time.monotonic() - started
     after_load = rss_mb()
-    texts = [(t, lang) for lang, path in test_files(config).items() for t, _ in load_examples(path)]
+    texts = [(t, lang) for kind in TEST_SETS for lang, path in test_files(config, kind).items()
+             for t, _ in load_examples(path)]
 
     async def run() -> list[float]:
         for text, lang in texts[:20]:  # warm-up
@@ -62,7 +63,7 @@ def main() -> None:
     print("| measure | value |")
     print("|---|---|")
     print(f"| model | `{understander.path.name}` |")
-    print(f"| parses | {len(timings)} ({len(texts)} held-out sentences × 3) |")
+    print(f"| parses | {len(timings)} ({len(texts)} held-out messages × 3) |")
     print(f"| parse p50 | {statistics.median(timings):.1f} ms |")
     print(f"| parse p95 | {percentile(timings, 95):.1f} ms |")
     print(f"| parse p99 | {percentile(timings, 99):.1f} ms |")

@@ -16,6 +16,12 @@ Prints the table and the best pair; copy it into nlu/pipeline.yml and docs/nlu.m
 
 compares values of the classifier's regularisation strength C on the same split (one training
 each): the best threshold, utility and top-1 accuracy for each.
+
+The default run trains once and first compares weights of the sentence encoder's model
+against the n-gram model (`encoder_weight`; 0 is the n-gram model alone, i.e. the pipeline
+before the encoder), then tunes the thresholds at the best weight. It also chooses the threshold above which `delete_my_data` (irreversible) is acted
+on from free text: the lowest one at which no held-out message of another intent is taken for it
+(precision 1.0 on validation), plus a margin of 0.05.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from common import parse_all, train_and_load
+from common import intent_classifier, parse_all, train_and_load
 
 from bot.config import load_config
 from nlu.engine import COMMON_FILE, NLU_DIR
@@ -87,9 +93,38 @@ def with_c(pipeline: Path, c: float) -> None:
     pipeline.write_text(text, encoding="utf-8")
 
 
-def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
+IRREVERSIBLE = "delete_my_data"
+MARGIN = 0.05
+
+
+def irreversible_threshold(rankings, gold, intent: str = IRREVERSIBLE) -> None:
+    """Prints precision and recall of acting on `intent` above each threshold, and the choice."""
+    def counts(threshold):
+        acted = [(r[0][0] == intent and r[0][1] >= threshold, g == intent)
+                 for r, g in zip(rankings, gold)]
+        tp = sum(a and t for a, t in acted)
+        fp = sum(a and not t for a, t in acted)
+        return tp, fp, sum(t for _, t in acted)
+
+    wrong = [r[0][1] for r, g in zip(rankings, gold) if r[0][0] == intent and g != intent]
+    safe = min(1.0, round((max(wrong) if wrong else 0.0) + MARGIN, 2))
+    print(f"\n`{intent}` taken from free text (validation, {sum(g == intent for g in gold)} "
+          f"examples of it, {len(wrong)} other messages ranked it first):\n")
+    print("| threshold | acted on | of which wrong | precision | recall |")
+    print("|---|---|---|---|---|")
+    for threshold in sorted({0.5, 0.65, 0.8, 0.9, 0.95, safe}):
+        tp, fp, total = counts(threshold)
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        mark = " **chosen**" if threshold == safe else ""
+        print(f"| {threshold:.2f}{mark} | {tp + fp} | {fp} | {precision:.3f} | "
+              f"{tp / total if total else 0:.3f} |")
+    print(f"\nchosen: {safe:.2f} (highest confidence of a wrong `{intent}` "
+          f"{max(wrong) if wrong else 0:.3f}, plus {MARGIN})")
+
+
+def rank_held_out(config, adjust=None, weights=None):
     """Trains on four fifths of the training files; the intent rankings of the held-out fifth
-    and their true intents."""
+    and their true intents. With `weights`: {weight: rankings} for each encoder weight."""
     with tempfile.TemporaryDirectory(prefix="linli-tune-") as tmp:
         folder = Path(tmp)
         held_out = []
@@ -100,28 +135,51 @@ def rank_held_out(config, adjust=None) -> tuple[list, list[str]]:
         print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
         files = sorted(folder.glob("*.yml"))
         agent, _ = train_and_load(folder, files, "tune", adjust=adjust)
-        rankings = parse_all(agent, [t for t, _ in held_out])
+        texts = [t for t, _ in held_out]
+        if weights is None:
+            rankings = parse_all(agent, texts)
+        else:
+            classifier = intent_classifier(agent)
+            rankings = {}
+            for weight in weights:
+                classifier.config["encoder_weight"] = weight
+                rankings[weight] = parse_all(agent, texts)
     return rankings, [intent for _, intent in held_out]
 
 
-def compare_c(values: list[float]) -> None:
+def compare(name: str, values: list[str], adjust) -> None:
     config = load_config()
-    print("| C | best threshold | utility | answered | top-1 accuracy |")
+    print(f"| {name} | best threshold | utility | answered | top-1 accuracy |")
     print("|---|---|---|---|---|")
     for c in values:
-        rankings, gold = rank_held_out(config, adjust=lambda p, c=c: with_c(p, c))
+        rankings, gold = rank_held_out(config, adjust=lambda p, c=c: adjust(p, c))
         best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
                    key=lambda r: r[1])
         top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
-        print(f"| {c:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |",
+        print(f"| {c} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |",
               flush=True)
+
+
+WEIGHTS = [0.0, 0.3, 0.5, 0.7, 1.0]
 
 
 def main() -> None:
     if "--C" in sys.argv:
-        compare_c([float(v) for v in sys.argv[sys.argv.index("--C") + 1:]])
+        compare("C", sys.argv[sys.argv.index("--C") + 1:], lambda p, c: with_c(p, float(c)))
         return
-    rankings, gold = rank_held_out(load_config())
+    by_weight, gold = rank_held_out(load_config(), weights=WEIGHTS)
+    print("| encoder weight | best threshold | utility | answered | top-1 accuracy |")
+    print("|---|---|---|---|---|")
+    best_utility = {}
+    for weight, rankings in by_weight.items():
+        best = max(((th, *utility(rankings, gold, th, 0.0)) for th in THRESHOLDS),
+                   key=lambda r: r[1])
+        best_utility[weight] = best[1]
+        top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
+        print(f"| {weight:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |")
+    weight = max(WEIGHTS, key=lambda w: best_utility[w])
+    print(f"\nbest encoder weight: {weight:g}; thresholds at that weight:\n")
+    rankings = by_weight[weight]
     results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
     best = max(results, key=lambda r: r[2])
     print("| threshold | ambiguity | utility | answered | accuracy when answered |")
@@ -132,6 +190,7 @@ def main() -> None:
             print(f"| {th:.2f} | {amb:.2f} | {score:.3f}{mark} | {answered:.3f} | {accuracy:.3f} |")
     print(f"\nbest: threshold {best[0]:.2f}, ambiguity_threshold {best[1]:.2f} "
           f"({len(gold)} held-out training examples)")
+    irreversible_threshold(rankings, gold)
 
 
 if __name__ == "__main__":

@@ -454,7 +454,7 @@ def cmd_nlu_train(args) -> int:
 
 def cmd_nlu_test(args) -> int:
     from nlu.engine import NoModel, RasaUnderstander
-    from nlu.evaluate import evaluate, report
+    from nlu.evaluate import TEST_SETS, evaluate, report
 
     config = load_config()
     try:
@@ -463,7 +463,9 @@ def cmd_nlu_test(args) -> int:
         print(f"linli nlu test: {exc}", file=sys.stderr)
         return 2
     print(f"model {understander.path.name}, held-out sets under nlu/tests/", file=sys.stderr)
-    print(report(evaluate(understander, config)))
+    for kind, pattern in TEST_SETS.items():
+        print(f"\n{kind} set (nlu/tests/{pattern.format(language='<language>')})\n")
+        print(report(evaluate(understander, config, kind)))
     return 0
 
 
@@ -720,7 +722,8 @@ def parser() -> argparse.ArgumentParser:
     nlu_train = nlu.add_parser("train", help="train the model (only if data or config changed)")
     nlu_train.add_argument("--force", action="store_true", help="train even if up to date")
     nlu_train.set_defaults(func=cmd_nlu_train)
-    nlu.add_parser("test", help="score the model on nlu/tests/").set_defaults(func=cmd_nlu_test)
+    nlu.add_parser("test", help="score the model on nlu/tests/ (long and short sets)"
+                   ).set_defaults(func=cmd_nlu_test)
     nlu.add_parser("predict", help="JSON lines in, JSON lines out (nlu-contract.md)"
                    ).set_defaults(func=cmd_nlu_predict)
 

@@ -60,13 +60,18 @@ def training_files(config: Config) -> list[Path]:
 
 
 def data_hash(config: Config, pipeline: Path = PIPELINE) -> str:
-    """Changes whenever the training data, the pipeline, our component or Rasa changes."""
+    """Changes whenever the training data, the pipeline, our components, Rasa or the sentence
+    encoder (installed or not) changes."""
     import rasa
 
+    from nlu.encoder import encoder_version
+
     digest = hashlib.sha256()
-    for path in [pipeline, Path(__file__).with_name("components.py"), *training_files(config)]:
+    code = [Path(__file__).with_name(name) for name in ("components.py", "encoder.py")]
+    for path in [pipeline, *code, *training_files(config)]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(rasa.__version__.encode())
+    digest.update(encoder_version().encode())
     return digest.hexdigest()[:16]
 
 

@@ -31,8 +31,13 @@ def load_examples(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def test_files(config: Config) -> dict[str, Path]:
-    return {lang: NLU_DIR / "tests" / f"{lang}.yml" for lang in config.language_ids}
+# The held-out sets (nlu-contract.md): sentences written with time, and short hurried messages.
+TEST_SETS = {"long": "{language}.yml", "short": "{language}-short.yml"}
+
+
+def test_files(config: Config, kind: str = "long") -> dict[str, Path]:
+    return {lang: NLU_DIR / "tests" / TEST_SETS[kind].format(language=lang)
+            for lang in config.language_ids}
 
 
 @dataclass
@@ -94,10 +99,10 @@ async def score_language(understander, language: str, path: Path) -> Score:
     return score
 
 
-def evaluate(understander, config: Config) -> list[Score]:
+def evaluate(understander, config: Config, kind: str = "long") -> list[Score]:
     async def run():
         return [await score_language(understander, lang, path)
-                for lang, path in test_files(config).items() if path.is_file()]
+                for lang, path in test_files(config, kind).items() if path.is_file()]
 
     return asyncio.run(run())
 

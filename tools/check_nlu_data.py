@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def examples(block: str) -> list[str]:
 
 def plain(text: str) -> str:
     return ANNOTATION.sub(lambda m: m.group(1), text).casefold().strip()
+
+
+def bare(text: str) -> str:
+    """Without punctuation, spaces or case: `lift broken!` and `Lift broken` are one message.
+
+    Symbols stay: 😀😀 and 🙂🙂 are two messages.
+    """
+    return "".join(ch for ch in plain(text) if unicodedata.category(ch)[0] not in "PZC")
 
 
 def load(path: Path):
@@ -82,11 +91,26 @@ def main(language: str, min_train: int, min_test: int) -> int:
         for form in forms:
             if plain(form) not in synonym_of:
                 problems.append(f"lookup {entity}: {form!r} has no synonym entry")
-    train_texts = {plain(t) for texts in train.values() for t in texts}
+    train_texts = {bare(t) for texts in train.values() for t in texts}
     for intent, texts in test.items():
         for text in texts:
-            if plain(text) in train_texts:
+            if bare(text) in train_texts:
                 problems.append(f"test: {intent}: also in training data: {text!r}")
+    short_path = ROOT / "nlu" / "tests" / f"{language}-short.yml"
+    if short_path.is_file():  # the short held-out set (issue 12): not every intent, no copies
+        short, _, _ = load(short_path)
+        test_texts = {bare(t) for texts in test.values() for t in texts}
+        for intent, texts in short.items():
+            if intent not in INTENTS:
+                problems.append(f"short: unknown intent {intent}")
+            for text, count in Counter(bare(t) for t in texts).items():
+                if count > 1:
+                    problems.append(f"short: {intent}: duplicate {text!r}")
+            for text in texts:
+                if bare(text) in train_texts:
+                    problems.append(f"short: {intent}: also in training data: {text!r}")
+                if bare(text) in test_texts:
+                    problems.append(f"short: {intent}: also in the long test set: {text!r}")
     print("\n".join(problems) or "ok")
     print(f"train {sum(map(len, train.values()))} examples, test {sum(map(len, test.values()))}")
     return 1 if problems else 0
