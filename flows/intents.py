@@ -91,6 +91,14 @@ class Intents:
             return
         self.run(ctx, intent, understanding, text)
 
+    def handle_kept(self, ctx, kept: dict) -> None:
+        """A message understood earlier and kept in the slots (a newcomer's first words)."""
+        understanding = Understanding(
+            kept["intent"], float(kept.get("confidence") or 0.0),
+            list(kept.get("entities") or []),
+            [(name, float(score)) for name, score in kept.get("ranking") or []])
+        self.handle(ctx, understanding, kept["text"])
+
     def on_button(self, ctx, payload: str) -> None:
         """A "Did you mean…" button: the intent it names, without entities."""
         intent = payload.split(":", 1)[1]

@@ -7,10 +7,14 @@ straight into a report) instead of being asked for again.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.clip_gaps import voice_offered
-from bot.core import Understanding
 from bot.text import guess_language
 from flows.base import Flow
+
+if TYPE_CHECKING:  # only for the annotation: importing the core would close a circle
+    from bot.core import Understanding
 
 # First words that only open the conversation: after the language, the voice question follows.
 GREETINGS = frozenset({"greet", "thank", "affirm"})
@@ -137,13 +141,9 @@ class Onboarding(Flow):
         pending = ctx.slots.get("pending") or {}
         ctx.set_language(language)
         if pending.get("intent") and pending["intent"] not in GREETINGS:
-            understanding = Understanding(
-                pending["intent"], float(pending.get("confidence") or 0.0),
-                list(pending.get("entities") or []),
-                [(name, float(score)) for name, score in pending.get("ranking") or []])
             ctx.say(self._welcome(ctx))
             ctx.go("menu", "main", slots={}, show=False)
-            self.assistant.flow("intents").handle(ctx, understanding, pending["text"])
+            self.assistant.flow("intents").handle_kept(ctx, pending)
             return
         if not voice_offered(ctx.config, language):
             # No engine speaks it and no clip is recorded yet: "read aloud" would be silence.
