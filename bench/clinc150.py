@@ -56,6 +56,7 @@ def weights(agent):
     chosen = classifier.config["encoder_weight"]
     for name, weight in (("", chosen), (", n-grams only", 0.0)):
         classifier.config["encoder_weight"] = weight
+        classifier.config["encoder_weight_by_script"] = {}  # CLINC150 is English only
         print(f"scoring{name or ' with the encoder'}…", file=sys.stderr)
         yield name, weight
 

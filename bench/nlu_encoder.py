@@ -35,8 +35,11 @@ def main() -> None:
     understander = RasaUnderstander(config, path)
     classifier = intent_classifier(understander.agent)
     scores = {}
-    for name, weight in (("with", classifier.config["encoder_weight"]), ("without", 0.0)):
+    by_script = classifier.config.get("encoder_weight_by_script") or {}
+    for name, weight, scripts in (("with", classifier.config["encoder_weight"], by_script),
+                                  ("without", 0.0, {})):
         classifier.config["encoder_weight"] = weight
+        classifier.config["encoder_weight_by_script"] = scripts
         print(f"scoring {name} the encoder…", file=sys.stderr)
         for kind in TEST_SETS:
             for score in evaluate(understander, config, kind):

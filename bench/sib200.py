@@ -65,8 +65,11 @@ def main() -> None:
             agent, seconds = train_and_load(folder, data, f"sib-{language}")
             accuracy = {}
             classifier = intent_classifier(agent)
-            for name, weight in (("with", classifier.config["encoder_weight"]), ("without", 0.0)):
+            by_script = classifier.config.get("encoder_weight_by_script") or {}
+            for name, weight, scripts in (("with", classifier.config["encoder_weight"], by_script),
+                                          ("without", 0.0, {})):
                 classifier.config["encoder_weight"] = weight
+                classifier.config["encoder_weight_by_script"] = scripts
                 rankings = parse_all(agent, [t for t, _ in test])
                 accuracy[name] = sum(r[0][0] == label_id(c)
                                      for r, (_, c) in zip(rankings, test)) / len(test)

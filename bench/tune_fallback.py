@@ -129,13 +129,16 @@ def rank_held_out(config, adjust=None, weights=None):
         folder = Path(tmp)
         held_out = []
         for language in config.language_ids:
-            held_out += split(language, folder)
+            part = split(language, folder)
+            held_out += part
+            LANGUAGES.extend([language] * len(part))
         (folder / COMMON_FILE.name).write_text(COMMON_FILE.read_text(encoding="utf-8"),
                                                encoding="utf-8")
         print(f"training on the rest; {len(held_out)} held out…", file=sys.stderr)
         files = sorted(folder.glob("*.yml"))
         agent, _ = train_and_load(folder, files, "tune", adjust=adjust)
         texts = [t for t, _ in held_out]
+        TEXTS[:] = texts
         if weights is None:
             rankings = parse_all(agent, texts)
         else:
@@ -160,7 +163,41 @@ def compare(name: str, values: list[str], adjust) -> None:
               flush=True)
 
 
-WEIGHTS = [0.0, 0.3, 0.5, 0.7, 1.0]
+WEIGHTS = [0.0, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0]
+LANGUAGES: list[str] = []  # the language of each held-out example, in order
+TEXTS: list[str] = []  # and its text
+
+
+def by_language(by_weight: dict, gold: list[str]) -> None:
+    """Top-1 accuracy per language at each encoder weight (the per-script weights)."""
+    languages = list(dict.fromkeys(LANGUAGES))
+    print("\n| encoder weight | " + " | ".join(languages) + " |")
+    print("|---|" + "---|" * len(languages))
+    for weight, rankings in by_weight.items():
+        cells = []
+        for language in languages:
+            pairs = [(r, g) for r, g, lang in zip(rankings, gold, LANGUAGES) if lang == language]
+            cells.append(f"{sum(r[0][0] == g for r, g in pairs) / len(pairs):.3f}")
+        print(f"| {weight:g} | " + " | ".join(cells) + " |")
+    print()
+
+
+def per_script(by_weight: dict, gold: list[str], weight: float):
+    """The weight with the best top-1 for each script's held-out messages, where it is not
+    `weight`; and the rankings as served with those weights."""
+    from nlu.components import dominant_script
+
+    scripts = [dominant_script(text) for text in TEXTS]
+    chosen = {}
+    for script in sorted(set(scripts) - {None}):
+        def top1(w, script=script):
+            rows = [(r, g) for r, g, s in zip(by_weight[w], gold, scripts) if s == script]
+            return sum(r[0][0] == g for r, g in rows) / len(rows)
+        best = max(by_weight, key=lambda w: (top1(w), w == weight))
+        if best != weight:
+            chosen[script] = best
+    rankings = [by_weight[chosen.get(s, weight)][i] for i, s in enumerate(scripts)]
+    return rankings, chosen
 
 
 def main() -> None:
@@ -177,9 +214,13 @@ def main() -> None:
         best_utility[weight] = best[1]
         top1 = sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold)
         print(f"| {weight:g} | {best[0]:.2f} | {best[1]:.3f} | {best[2]:.3f} | {top1:.3f} |")
+    by_language(by_weight, gold)
     weight = max(WEIGHTS, key=lambda w: best_utility[w])
-    print(f"\nbest encoder weight: {weight:g}; thresholds at that weight:\n")
-    rankings = by_weight[weight]
+    print(f"\nbest encoder weight: {weight:g}")
+    rankings, by_script = per_script(by_weight, gold, weight)
+    print(f"per script (`encoder_weight_by_script`, where the best top-1 differs): {by_script}; "
+          f"top-1 {sum(r[0][0] == g for r, g in zip(rankings, gold)) / len(gold):.3f}. "
+          "Thresholds at these weights:\n")
     results = [(th, amb, *utility(rankings, gold, th, amb)) for th in THRESHOLDS for amb in AMBIGUITY]
     best = max(results, key=lambda r: r[2])
     print("| threshold | ambiguity | utility | answered | accuracy when answered |")

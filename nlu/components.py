@@ -31,6 +31,18 @@ _RUNS = regex.compile(
     flags=regex.V1,
 )
 
+# The scripts a message's encoder weight can depend on (`encoder_weight_by_script`).
+_SCRIPTS = {name: regex.compile(rf"\p{{{name}}}") for name in
+            ("Han", "Tibetan", "Arabic", "Cyrillic", "Latin")}
+
+
+def dominant_script(text: str) -> str | None:
+    """The Unicode script most of the text's letters are written in, or None (no letters)."""
+    counts = {name: len(pattern.findall(text)) for name, pattern in _SCRIPTS.items()}
+    name, count = max(counts.items(), key=lambda item: item[1])
+    return name if count else None
+
+
 _jieba = None
 
 
@@ -145,7 +157,7 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         return {**LogisticRegressionClassifier.get_default_config(), "C": 1.0,
-                "encoder_C": 10.0, "encoder_weight": 0.5}
+                "encoder_C": 10.0, "encoder_weight": 0.5, "encoder_weight_by_script": {}}
 
     def __init__(self, config: dict[str, Any], name: str, model_storage: ModelStorage,
                  resource: Resource) -> None:
@@ -188,7 +200,7 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
         probabilities = self.clf.predict_proba(self._create_X(messages))
         embeddings = self._embeddings(messages) if self.encoder_trained else None
         if embeddings is not None:
-            weight = float(self.config["encoder_weight"])
+            weight = np.array([[self.encoder_weight(m.get(TEXT) or "")] for m in messages])
             log_p = ((1 - weight) * np.log(np.clip(probabilities, 1e-12, 1))
                      + weight * np.log(np.clip(self.encoder_clf.predict_proba(embeddings),
                                                1e-12, 1)))
@@ -203,6 +215,13 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
                 ranking = ranking[: self.config[RANKING_LENGTH]]
             message.set("intent_ranking", ranking, add_to_output=True)
         return messages
+
+    def encoder_weight(self, text: str) -> float:
+        """The embedding's weight for this message: by its script where the pipeline sets one
+        (the encoder barely covers Tibetan), else `encoder_weight`."""
+        by_script = self.config.get("encoder_weight_by_script") or {}
+        script = dominant_script(text) if by_script else None
+        return float(by_script.get(script, self.config["encoder_weight"]))
 
     @classmethod
     def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,

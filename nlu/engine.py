@@ -59,6 +59,15 @@ def training_files(config: Config) -> list[Path]:
     return [*files, COMMON_FILE]
 
 
+def fallback_threshold(pipeline: Path = PIPELINE) -> float:
+    """The FallbackClassifier's threshold: a message whose best intent is below it is sent to
+    "Did you mean…" (and listed for staff as not understood)."""
+    import yaml
+
+    steps = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["pipeline"]
+    return float(next(s for s in steps if s["name"] == "FallbackClassifier")["threshold"])
+
+
 def data_hash(config: Config, pipeline: Path = PIPELINE) -> str:
     """Changes whenever the training data, the pipeline, our components, Rasa or the sentence
     encoder (installed or not) changes."""

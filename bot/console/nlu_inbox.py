@@ -19,9 +19,10 @@ from bot.config import PROJECT_ROOT
 from bot.console.auth import audit
 from bot.console.models import NluExport, NluLabel, NluRemoval
 from bot.models import Turn, utcnow
+from nlu.engine import fallback_threshold
 
 FALLBACK = "nlu_fallback"
-LOW_CONFIDENCE = 0.65  # the model's fallback threshold (docs/nlu.md)
+LOW_CONFIDENCE = fallback_threshold()  # nlu/pipeline.yml (docs/nlu.md)
 # The 23 intents of the NLU contract (shared/spec/nlu-contract.md), in its order.
 INTENTS = (
     "greet", "goodbye", "thank", "help", "affirm", "deny", "cancel", "repeat", "main_menu",
