@@ -33,7 +33,7 @@ _RUNS = regex.compile(
 
 # The scripts a message's encoder weight can depend on (`encoder_weight_by_script`).
 _SCRIPTS = {name: regex.compile(rf"\p{{{name}}}") for name in
-            ("Han", "Tibetan", "Arabic", "Cyrillic", "Latin")}
+            ("Han", "Tibetan", "Arabic", "Cyrillic", "Latin", "Mongolian")}
 
 
 def dominant_script(text: str) -> str | None:
