@@ -1,0 +1,427 @@
+"""The web chat (bot/channels/web.py) over HTTP, through the real core, outbox and database:
+cookie, CSRF, CSP, rate limit, isolation, catching up after an id, the report flow with a photo
+and a location, staff news pushed, voice replies. The browser tests are in
+tests/test_webchat_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+
+import httpx
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from bot.channels import web as webchat
+from bot.channels.web import COOKIE, WebChannel
+from bot.console.app import create_app
+from bot.core import Assistant
+from bot.models import Attachment, OutboxMessage, Request, Resident
+from bot.services import requests as service
+from tests.conftest import run_cli
+from tests.test_console_browser import served
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TRACKING = re.compile(r"R-\d{6}")
+
+
+def jpeg() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class Visitor:
+    """One browser: its own cookie jar; sends as the page's script does (JSON answers)."""
+
+    def __init__(self, app, ip: str = "10.0.0.1"):
+        self.http = TestClient(app, base_url="http://127.0.0.1", client=(ip, 50000))
+        self.token: str | None = None
+        self.last = 0
+
+    def open(self, path: str = "/chat", **kwargs):
+        response = self.http.get(path, **kwargs)
+        found = CSRF.search(response.text)
+        if found:
+            self.token = found.group(1)
+        return response
+
+    def post(self, data: dict | None = None, files: dict | None = None, csrf: bool = True,
+             script: bool = True):
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", self.token)
+        headers = {"x-linli-chat": "1"} if script else {}
+        return self.http.post("/chat/send", data=data, files=files, headers=headers,
+                              follow_redirects=False)
+
+    def press(self, payload: str):
+        response = self.post({"payload": payload})
+        assert response.status_code == 200 and response.json()["ok"], response.text
+        return self.new()
+
+    def say(self, text: str):
+        response = self.post({"text": text})
+        assert response.status_code == 200 and response.json()["ok"], response.text
+        return self.new()
+
+    def new(self) -> list[dict]:
+        """The messages delivered since the last look."""
+        data = self.http.get(f"/chat/messages?after={self.last}").json()
+        self.last = data["last"]
+        return data["messages"]
+
+    @property
+    def cookie(self) -> str:
+        return self.http.cookies.get(COOKIE)
+
+
+@pytest.fixture
+def web(config, db):
+    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    return WebChannel(config, db, assistant)
+
+
+@pytest.fixture
+def app(config, db, web):
+    return web.wrap(create_app(config, db))
+
+
+def texts(messages: list[dict]) -> str:
+    return "\n".join(m["text"] for m in messages)
+
+
+def web_resident(db, visitor_id: str) -> Resident:
+    with db.session() as session:
+        resident = session.execute(select(Resident).where(
+            Resident.channel == "web", Resident.channel_user_id == visitor_id)).scalar_one()
+        session.expunge(resident)
+        return resident
+
+
+def onboard(visitor: Visitor, language: str = "en") -> None:
+    visitor.open()
+    visitor.new()
+    visitor.press(f"lang:{language}")
+    visitor.press("voice:off")
+
+
+def test_a_new_visitor_gets_a_signed_cookie_a_web_resident_and_the_language_picker(app, web,
+                                                                                    db):
+    visitor = Visitor(app)
+    response = visitor.open()
+    assert response.status_code == 200
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/chat" in cookie
+    assert "Max-Age=34560000" in cookie  # 400 days
+    visitor_id = web.signer.unsign(visitor.cookie).decode()
+    resident = web_resident(db, visitor_id)
+    assert resident.channel == "web" and resident.flow == "onboarding"
+    # The picker, with each language as a real button.
+    for name in ("简体中文", "繁體中文", "English", "Монгол", "བོད་ཡིག", "ئۇيغۇرچە"):
+        assert re.search(rf'<button class="choice[^"]*" name="payload" value="lang:\w+">'
+                         rf'<span class="number" aria-hidden="true">\d</span> '
+                         rf'<span class="label">{name}</span>', response.text)
+    # Opening the page again is the same visitor, and shows the picker once.
+    again = visitor.open()
+    assert web.signer.unsign(visitor.cookie).decode() == visitor_id
+    assert again.text.count('value="lang:en"') == 1
+
+
+def test_a_forged_or_foreign_cookie_is_a_new_visitor_not_someone_else(app, web, db):
+    alice = Visitor(app)
+    onboard(alice)
+    alice_id = web.signer.unsign(alice.cookie).decode()
+    mallory = Visitor(app, ip="10.0.0.2")
+    mallory.http.cookies.set(COOKIE, alice_id, domain="127.0.0.1", path="/chat")  # unsigned
+    assert mallory.http.get("/chat/messages?after=0").status_code == 403
+    mallory.open()
+    assert web.signer.unsign(mallory.cookie).decode() != alice_id
+    assert "Welcome" not in mallory.open().text
+
+
+def test_a_second_cookie_cannot_read_the_first_visitors_messages(app, web, db):
+    alice = Visitor(app)
+    onboard(alice)
+    alice.press("menu:report")
+    alice.press("cat:" + web.config.categories[0].id)
+    alice.say("The lift in building 3 is broken, secret detail 4711")
+    alice.say("building 3")
+    alice.press("photo:skip")  # the summary repeats the description
+    mine = alice.http.get("/chat/messages?after=0").json()["messages"]
+    assert any("secret detail 4711" in m["text"] for m in mine)
+
+    bob = Visitor(app, ip="10.0.0.2")
+    page = bob.open()
+    assert "4711" not in page.text
+    theirs = bob.http.get("/chat/messages?after=0").json()["messages"]
+    assert not {m["id"] for m in theirs} & {m["id"] for m in mine}
+    assert "4711" not in json.dumps(theirs)
+    with served(app) as base:
+        first = _events(base, bob.cookie, "?after=0", 1)
+    assert first and first[0]["id"] not in {m["id"] for m in mine}
+    # Alice's token does not let Bob's cookie post.
+    response = bob.post({"text": "hello", "csrf_token": alice.token})
+    assert response.status_code == 403
+
+
+def test_posting_needs_the_visitors_csrf_token(app, web, db):
+    visitor = Visitor(app)
+    visitor.open()
+    assert visitor.post({"payload": "lang:en"}, csrf=False).status_code == 403
+    assert visitor.post({"payload": "lang:en", "csrf_token": "x" * 64}).status_code == 403
+    assert web_resident(db, web.signer.unsign(visitor.cookie).decode()).language is None
+    assert visitor.post({"payload": "lang:en"}).status_code == 200
+    # Without a cookie there is no chat to post to.
+    stranger = TestClient(app, base_url="http://127.0.0.1")
+    assert stranger.post("/chat/send", data={"text": "hi", "csrf_token": visitor.token},
+                         headers={"x-linli-chat": "1"}).status_code == 403
+
+
+def test_the_page_has_a_strict_csp_and_no_inline_code(app):
+    visitor = Visitor(app)
+    response = visitor.open()
+    csp = response.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+    html = response.text
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/chat/static/chat.js" defer>']
+    assert "<style" not in html and " style=" not in html
+    assert re.search(r"<[a-z]+[^>]*\son[a-z]+=", html) is None  # no inline event handlers
+    static = visitor.http.get("/chat/static/chat.js")
+    assert static.status_code == 200 and "max-age" in static.headers["cache-control"]
+
+
+def test_a_visitor_is_rate_limited(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor)  # 2 posts
+    answers = [visitor.post({"text": "1"}).status_code for _ in range(webchat.BURST)]
+    assert answers[: webchat.BURST - 2] == [200] * (webchat.BURST - 2)
+    assert answers[-1] == 429
+    refused = visitor.post({"text": "1"})
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "Too many messages. Please wait a minute, then try again."
+    # Another visitor is not held back.
+    other = Visitor(app, ip="10.0.0.2")
+    other.open()
+    assert other.post({"payload": "lang:en"}).status_code == 200
+
+
+def test_new_visitors_from_one_address_are_limited(app, monkeypatch, web):
+    monkeypatch.setattr(web.visitors_limit, "burst", 3)
+    monkeypatch.setattr(web.visitors_limit, "_buckets", {})
+    codes = [Visitor(app, ip="10.9.9.9").open().status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert Visitor(app, ip="10.9.9.8").open().status_code == 200
+
+
+def test_catching_up_after_an_id_gives_everything_after_it_in_order(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor)
+    everything = visitor.http.get("/chat/messages?after=0").json()["messages"]
+    ids = [m["id"] for m in everything]
+    assert ids == sorted(ids) and len(ids) >= 3
+    middle = ids[1]
+    later = visitor.http.get(f"/chat/messages?after={middle}").json()["messages"]
+    assert [m["id"] for m in later] == ids[2:]
+    # Server-sent events: the same, from ?after= or from the browser's Last-Event-ID.
+    with served(app) as base:
+        assert [m["id"] for m in _events(base, visitor.cookie, f"?after={middle}",
+                                         len(ids) - 2)] == ids[2:]
+        assert [m["id"] for m in _events(base, visitor.cookie, "", len(ids) - 1,
+                                         {"Last-Event-ID": str(ids[0])})] == ids[1:]
+
+
+def test_messages_survive_a_restart_and_queued_ones_are_delivered_by_the_next_server(
+        config, db, app):
+    visitor = Visitor(app)
+    onboard(visitor)
+    before = visitor.http.get("/chat/messages?after=0").json()
+    # A new process: another channel object on the same database. A message queued while no
+    # server ran (staff's status change) arrives through its sending loop.
+    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    restarted = WebChannel(config, db, assistant)
+    again = TestClient(restarted.wrap(create_app(config, db)), base_url="http://127.0.0.1")
+    again.cookies.set(COOKIE, visitor.cookie, domain="127.0.0.1", path="/chat")
+    assert again.get("/chat/messages?after=0").json() == before
+    assert before["last"] > 0
+
+
+def test_report_with_a_location_and_a_photo_then_staff_news_and_the_rating(app, web, db,
+                                                                          config):
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.press("menu:report")
+    category = config.categories[0].id
+    visitor.press(f"cat:{category}")
+    visitor.say("The light on the stairs of building 5 is broken")
+    asked = visitor.new() or visitor.http.get("/chat/messages?after=0").json()["messages"]
+    assert any(m["location"] for m in asked)  # the page offers "share my location"
+    shown = visitor.post({"latitude": "39.9042", "longitude": "116.4074"})
+    assert shown.json()["ok"]
+    step = visitor.new()
+    assert "photo" in texts(step).lower()
+    photo = visitor.post(files={"photo": ("stairs.jpg", jpeg(), "image/jpeg")})
+    assert photo.json()["ok"], photo.text
+    summary = texts(visitor.new())
+    assert "39.90420" in summary and "Photos: 1" in summary
+    confirm = visitor.press("confirm:submit")
+    tracking = TRACKING.search(texts(confirm)).group(0)
+    with db.session() as session:
+        request = session.execute(select(Request).where(
+            Request.tracking_number == tracking)).scalar_one()
+        assert request.channel == "web"
+        assert (request.latitude, request.longitude) == (39.9042, 116.4074)
+        attachment = session.execute(select(Attachment).where(
+            Attachment.request_id == request.id)).scalar_one()
+        assert attachment.kind == "photo" and attachment.channel == "web"
+        assert (config.data_dir / attachment.path).read_bytes() == jpeg()
+
+    # Staff resolve it; the sending loop's push turn delivers the news without a post.
+    with db.session() as session:
+        service.change_status(session, tracking, "resolved", actor="staff:li",
+                              note="Bulb replaced", data_dir=config.data_dir)
+    asyncio.run(_one_round(web))
+    news = visitor.new()
+    assert tracking in texts(news) and "Bulb replaced" in texts(news)
+    rating = [m for m in news if any(p.startswith("score:") for _, p in m["buttons"])]
+    assert rating, news
+    visitor.press("score:5")
+    with db.session() as session:
+        assert session.execute(select(Request.rating).where(
+            Request.tracking_number == tracking)).scalar_one() == 5
+
+
+def test_a_file_that_is_not_a_photo_is_refused_gently(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor)
+    answer = visitor.post(files={"photo": ("x.jpg", b"MZ\x90\x00 not an image", "image/jpeg")})
+    assert answer.json()["ok"]
+    assert "not this kind of message" in texts(visitor.new())
+    assert not list((web.config.data_dir / "media").glob("**/*.exe"))
+
+
+def test_buttons_work_without_javascript(app, web, db):
+    visitor = Visitor(app)
+    visitor.open()
+    response = visitor.post({"payload": "lang:en"}, script=False)
+    assert response.status_code == 303 and response.headers["location"] == "/chat#end"
+    assert "Would you like me to read my replies aloud" in visitor.open().text
+
+
+def test_typing_a_number_presses_that_button(app, web, db):
+    visitor = Visitor(app)
+    visitor.open()
+    visitor.new()
+    chosen = visitor.say("3")  # English is the third language
+    assert "Would you like me to read my replies aloud" in texts(chosen)
+    assert web_resident(db, web.signer.unsign(visitor.cookie).decode()).language == "en"
+
+
+def test_a_reload_mid_report_shows_the_step_again_with_its_choices(app, web, db, config):
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.press("menu:report")
+    visitor.press(f"cat:{config.categories[0].id}")
+    page = visitor.open().text
+    forms = re.findall(r'<form class="choices".*?</form>', page, re.DOTALL)
+    assert len(forms) == 1  # only the current step's choices can be pressed
+    assert 'value="desc:own"' in forms[0]
+    # The step goes on from where it was.
+    assert "Where is the problem?" in texts(visitor.say("The front door is stuck"))
+
+
+def test_a_uyghur_page_is_right_to_left(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor, "ug")
+    page = visitor.open().text
+    assert '<html lang="ug" dir="rtl">' in page
+    assert re.search(r'<li class="msg bot"[^>]* lang="ug" dir="rtl">', page)
+    picker = Visitor(app, ip="10.0.0.3").open("/chat?lang=bo").text
+    assert '<html lang="bo" dir="ltr">' in picker
+
+
+def test_voice_replies_come_as_audio_only_for_their_visitor(config, db):
+    from bot.voice import Voice
+    from tests.test_telegram import closed_port_url
+
+    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    web = WebChannel(config, db, assistant, voice=Voice(config, gtts_url=closed_port_url()))
+    app = web.wrap(create_app(config, db))
+    visitor = Visitor(app)
+    visitor.open()
+    visitor.press("lang:en")
+    menu = visitor.press("voice:on")
+    voiced = [m for m in menu if m["audio"]]
+    assert voiced, menu
+    audio = visitor.http.get(voiced[-1]["audio"])
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/ogg"
+    assert audio.content.startswith(b"OggS")
+    page = visitor.open().text
+    assert f'<source src="{voiced[-1]["audio"]}" type="audio/ogg">' in page
+    assert 'class="replay"' in page
+    other = Visitor(app, ip="10.0.0.2")
+    other.open()
+    assert other.http.get(voiced[-1]["audio"]).status_code == 404
+
+
+def test_a_deep_link_opens_the_notice(app, web, db, env):
+    added = run_cli(env, "notices", "add", "docs/examples/notice.yml")
+    assert added.returncode == 0, added.stderr
+    notice_id = int(re.search(r"\d+", added.stdout + added.stderr).group(0))
+    assert run_cli(env, "notices", "publish", str(notice_id)).returncode == 0
+    visitor = Visitor(app)
+    opened = visitor.http.get(f"/chat?notice={notice_id}&lang=en", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/chat"
+    page = visitor.open().text
+    assert page.count('value="lang:en"') == 1  # the picker, once: the link started the chat
+    visitor.press("lang:en")
+    shown = texts(visitor.press("voice:off"))
+    with db.session() as session:
+        from bot.models import Notice
+
+        notice = session.get(Notice, notice_id)
+        title = notice.texts["en"]["title"]
+    assert title in shown
+
+
+def _events(base: str, cookie: str, query: str, count: int,
+            headers: dict | None = None) -> list[dict]:
+    """The first `count` messages of the page's server-sent event stream, from a real server
+    (a test client would wait for the never-ending response to end)."""
+    found: list[dict] = []
+    headers = {"Cookie": f"{COOKIE}={cookie}", **(headers or {})}
+    with httpx.stream("GET", f"{base}/chat/events{query}", headers=headers,
+                      timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+                if "skip" not in data:
+                    found.append(data)
+            if len(found) >= count:
+                break
+    return found
+
+
+async def _one_round(web: WebChannel) -> None:
+    await web.push_news()
+    await web.sender.drain_once()
+
+
+def test_outbox_rows_of_web_are_only_sent_by_the_web_sender(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor)
+    with db.session() as session:
+        channels = set(session.execute(select(OutboxMessage.channel)).scalars())
+        statuses = set(session.execute(select(OutboxMessage.status)).scalars())
+    assert channels == {"web"} and statuses == {"sent"}
