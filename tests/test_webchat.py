@@ -9,20 +9,39 @@ import asyncio
 import io
 import json
 import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bot.channels import web as webchat
 from bot.channels.web import COOKIE, WebChannel
 from bot.console.app import create_app
+from bot.console.server import serve_console
 from bot.core import Assistant
 from bot.models import Attachment, OutboxMessage, Request, Resident
 from bot.services import requests as service
 from tests.conftest import run_cli
-from tests.test_console_browser import served
+from tests.test_console_browser import (
+    ARTIFACTS,
+    CHROMEDRIVER,
+    CHROMIUM,
+    FLAGS,
+    _free_port,
+    served,
+)
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TRACKING = re.compile(r"R-\d{6}")
@@ -425,3 +444,263 @@ def test_outbox_rows_of_web_are_only_sent_by_the_web_sender(app, web, db):
         channels = set(session.execute(select(OutboxMessage.channel)).scalars())
         statuses = set(session.execute(select(OutboxMessage.status)).scalars())
     assert channels == {"web"} and statuses == {"sent"}
+
+
+# --- in real Chromium ------------------------------------------------------------------------
+# Debian's headless Chromium, as the console's browser tests (tests/test_console_browser.py);
+# run once, on SQLite: the HTTP tests above cover both databases.
+
+
+@contextmanager
+def chat_served(web: WebChannel, app):
+    """The console with the web chat under uvicorn in a thread, its channel started there
+    (sending loop, staff news), as `linli serve` runs them; yields the address."""
+    port = _free_port()
+    loop = asyncio.new_event_loop()
+    holder: dict = {}
+    ready_event = threading.Event()
+
+    async def main() -> None:
+        stop = holder["stop"] = asyncio.Event()
+        await web.start()
+        serving = asyncio.create_task(serve_console(app, "127.0.0.1", port, stop))
+        ready_event.set()
+        await stop.wait()
+        await web.stop()  # ends the pages' event streams, as `linli serve` does, then the server
+        await serving
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    ready_event.wait(10)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(20)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Headless Chromium as the console's tests start it, with a phone's screen."""
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=412,915")
+    options.add_argument("--autoplay-policy=no-user-gesture-required")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def phone(browser) -> None:
+    browser.set_window_size(412, 915)
+
+
+def wait_text(browser, text: str, seconds: float = 15):
+    WebDriverWait(browser, seconds).until(
+        lambda d: text in d.find_element(By.ID, "messages").text)
+
+
+def press(browser, payload: str, seconds: float = 15) -> None:
+    """Clicks the current choice with this payload (a real button in the page)."""
+    button = WebDriverWait(browser, seconds).until(ready.element_to_be_clickable(
+        (By.CSS_SELECTOR, f'form.choices button[value="{payload}"]')))
+    before = len(browser.find_elements(By.CSS_SELECTOR, "#messages > li.bot"))
+    button.click()
+    WebDriverWait(browser, seconds).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages > li.bot")) > before)
+
+
+def type_in(browser, words: str) -> None:
+    before = len(browser.find_elements(By.CSS_SELECTOR, "#messages > li.bot"))
+    box = browser.find_element(By.ID, "text")
+    box.send_keys(words)
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 15).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages > li.bot")) > before)
+
+
+def chat_screenshot(browser, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"webchat-{name}.png"))
+
+
+def fresh_cache(browser) -> None:
+    """Forgets what the browser cached: the next page's weight is what a first visit costs."""
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})
+
+
+def page_bytes(browser) -> int:
+    """What the page fetched over the wire (document, style, script, fonts), audio excluded."""
+    return browser.execute_script("""
+        let total = performance.getEntriesByType('navigation')[0].transferSize;
+        for (const r of performance.getEntriesByType('resource')) {
+          if (r.initiatorType === 'audio' || r.name.indexOf('/chat/audio/') >= 0) continue;
+          if (r.name.indexOf('/chat/events') >= 0 || r.name.indexOf('/chat/send') >= 0) continue;
+          total += r.transferSize;
+        }
+        return total;""")
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.slow_e2e
+def test_browser_report_with_photo_and_location_then_staff_news_live_and_rating(
+        config, db, web, app, chromium, tmp_path):
+    browser = chromium
+    phone(browser)
+    with chat_served(web, app) as base:
+        browser.get(base + "/chat?lang=en")
+        browser.execute_cdp_cmd("Browser.grantPermissions", {
+            "origin": base, "permissions": ["geolocation"]})
+        browser.execute_cdp_cmd("Emulation.setGeolocationOverride", {
+            "latitude": 39.9042, "longitude": 116.4074, "accuracy": 10})
+        press(browser, "lang:en")
+        press(browser, "voice:off")
+        press(browser, "menu:report")
+        category = config.categories[0]
+        press(browser, f"cat:{category.id}")
+        type_in(browser, "The light on the stairs is broken")
+        share = WebDriverWait(browser, 10).until(ready.element_to_be_clickable(
+            (By.CLASS_NAME, "share-location")))
+        share.click()
+        wait_text(browser, "send a photo")
+        picture = tmp_path / "stairs.jpg"
+        picture.write_bytes(jpeg())
+        browser.find_element(By.ID, "photo").send_keys(str(picture))
+        wait_text(browser, "Photos: 1")
+        assert "39.90420" in browser.find_element(By.ID, "messages").text
+        chat_screenshot(browser, "report-summary")
+        press(browser, "confirm:submit")
+        wait_text(browser, "Tracking number")
+        tracking = TRACKING.findall(browser.find_element(By.ID, "messages").text)[-1]
+        chat_screenshot(browser, "report-sent")
+
+        # Staff resolve it; the page, never reloaded, shows the news and the rating.
+        browser.execute_script("window.linliNotReloaded = true;")
+        with db.session() as session:
+            service.change_status(session, tracking, "resolved", actor="staff:li",
+                                  note="Bulb replaced", data_dir=config.data_dir)
+        wait_text(browser, "Bulb replaced", seconds=20)
+        assert browser.execute_script("return window.linliNotReloaded === true;")
+        chat_screenshot(browser, "status-live")
+        press(browser, "score:5")
+        live = browser.find_element(By.ID, "messages")
+        assert live.get_attribute("aria-live") == "polite"
+
+    with db.session() as session:
+        request = session.execute(select(Request).where(
+            Request.tracking_number == tracking)).scalar_one()
+        assert request.rating == 5 and request.channel == "web"
+        assert (round(request.latitude, 4), round(request.longitude, 4)) == (39.9042, 116.4074)
+        assert [a.kind for a in request.attachments] == ["photo"]
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.slow_e2e
+def test_browser_each_language_first_screen_uyghur_right_to_left_and_page_weight(
+        config, db, web, app, chromium):
+    browser = chromium
+    phone(browser)
+    with chat_served(web, app) as base:
+        fresh_cache(browser)
+        browser.get(base + "/chat")
+        WebDriverWait(browser, 10).until(ready.presence_of_element_located(
+            (By.CSS_SELECTOR, 'button[value="lang:bo"]')))
+        chat_screenshot(browser, "picker")
+        picker_weight = page_bytes(browser)
+        assert 10_000 < picker_weight < 200_000, picker_weight
+        for language in config.language_ids:
+            browser.delete_all_cookies()
+            browser.get(base + "/chat")
+            press(browser, f"lang:{language}")
+            if browser.find_elements(By.CSS_SELECTOR, 'button[value="voice:off"]'):
+                press(browser, "voice:off")
+            fresh_cache(browser)
+            browser.refresh()  # the page in the chosen language
+            WebDriverWait(browser, 10).until(ready.presence_of_element_located(
+                (By.CSS_SELECTOR, 'button[value="menu:report"]')))
+            direction = browser.find_element(By.TAG_NAME, "html").get_attribute("dir")
+            assert direction == ("rtl" if language == "ug" else "ltr"), language
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == \
+                language.replace("_", "-")
+            chat_screenshot(browser, f"first-screen-{language}")
+            weight = page_bytes(browser)
+            assert 10_000 < weight < 200_000, (language, weight)
+            if language == "ug":
+                menu = browser.find_element(By.CSS_SELECTOR, "#messages > li.bot:last-child")
+                assert browser.execute_script(
+                    "return getComputedStyle(arguments[0]).direction;", menu) == "rtl"
+            if language in ("bo", "ug"):  # the web font is what draws the script
+                assert browser.execute_script(
+                    "return document.fonts.check('20px \"Linli %s\"', arguments[0]);"
+                    % ("Tibetan" if language == "bo" else "Uyghur"),
+                    browser.find_element(By.CSS_SELECTOR, "#messages").text)
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.slow_e2e
+def test_browser_a_reload_mid_report_resumes_the_step(config, db, web, app, chromium):
+    browser = chromium
+    phone(browser)
+    with chat_served(web, app) as base:
+        browser.get(base + "/chat?lang=en")
+        press(browser, "lang:en")
+        press(browser, "voice:off")
+        press(browser, "menu:report")
+        press(browser, f"cat:{config.categories[0].id}")
+        browser.refresh()
+        WebDriverWait(browser, 10).until(ready.element_to_be_clickable(
+            (By.CSS_SELECTOR, 'form.choices button[value="desc:own"]')))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "form.choices")) == 1
+        type_in(browser, "The front door does not close")
+        wait_text(browser, "Where is the problem?")
+        # Keyboard only: the number of a choice, typed.
+        browser.refresh()
+        box = WebDriverWait(browser, 10).until(ready.element_to_be_clickable((By.ID, "text")))
+        box.send_keys("Building 7, entrance 1")
+        box.send_keys(Keys.ENTER)
+        wait_text(browser, "send a photo")
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.slow_e2e
+def test_browser_voice_replies_play_with_a_big_replay_button(config, db, chromium):
+    from bot.voice import Voice
+    from tests.test_telegram import closed_port_url
+
+    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    web = WebChannel(config, db, assistant, voice=Voice(config, gtts_url=closed_port_url()))
+    app = web.wrap(create_app(config, db))
+    browser = chromium
+    phone(browser)
+    with chat_served(web, app) as base:
+        browser.get(base + "/chat?lang=en")
+        press(browser, "lang:en")
+        press(browser, "voice:on")
+        audio = WebDriverWait(browser, 20).until(ready.presence_of_element_located(
+            (By.CSS_SELECTOR, "#messages audio source[type='audio/ogg']")))
+        source = audio.get_attribute("src")
+        assert "/chat/audio/" in source
+        replay = browser.find_elements(By.CSS_SELECTOR, "#messages .replay")[-1]
+        assert replay.size["height"] >= 44  # a big target
+        replay.click()
+        WebDriverWait(browser, 15).until(lambda d: d.execute_script(
+            "const a = [...document.querySelectorAll('#messages audio')].pop();"
+            "return a.currentTime > 0 || a.ended;"))
+        duration = browser.execute_script(
+            "return [...document.querySelectorAll('#messages audio')].pop().duration;")
+        assert duration > 0.5
+        chat_screenshot(browser, "voice-reply")

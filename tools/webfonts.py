@@ -26,7 +26,7 @@ OUT = ROOT / "bot" / "channels" / "web_assets" / "static" / "fonts"
 FONTS = {
     # name: (source, language, unicode ranges of the full font)
     "tibetan": ("NotoSerifTibetan-Regular.ttf", "bo",
-                "U+0F00-0F14,U+0F20-0F29,U+0F40-0F6C,U+0F71-0F87,U+0F90-0FBC,U+25CC"),
+                "U+0F00-0F14,U+0F20-0F29,U+0F40-0F6C,U+0F71-0F87,U+0F90-0FBC"),
     "uyghur": ("NotoSansArabic-Regular.ttf", "ug", "U+0600-06FF,U+FB50-FDFF,U+FE70-FEFF"),
 }
 PICKER = "Please choose your language."

@@ -174,6 +174,9 @@ document.documentElement.classList.add("js");
 
   // --- sending ------------------------------------------------------------------------
   function post(data, echo) {
+    // What the resident sent is shown at once, before the answer (which may come first
+    // through the event stream otherwise).
+    ownMessage(echo);
     data.set("csrf_token", csrf);
     say(body.dataset.sending);
     return fetch(prefix + "/send", {
@@ -183,7 +186,6 @@ document.documentElement.classList.add("js");
       return response.json().then(function (answer) {
         if (!answer.ok) say(answer.error);
         else if (status.textContent === body.dataset.sending) say("");
-        if (answer.ok && echo) ownMessage(echo);
       });
     }).catch(function () { say(body.dataset.offline); });
   }
