@@ -329,6 +329,61 @@ def test_a_file_that_is_not_a_photo_is_refused_gently(app, web, db):
     assert not list((web.config.data_dir / "media").glob("**/*.exe"))
 
 
+def webm_voice_note(seconds: float = 1.0) -> bytes:
+    """What Chromium's MediaRecorder makes: Opus in WebM (a tone, encoded by PyAV's FFmpeg)."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    out = av.open(buffer, "w", format="webm")
+    stream = out.add_stream("libopus", rate=48000)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000))
+    for start in range(0, len(tone) - 959, 960):
+        frame = av.AudioFrame.from_ndarray(tone[start:start + 960].astype(np.float32)
+                                           .reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    out.close()
+    return buffer.getvalue()
+
+
+def test_a_recorded_voice_note_describes_the_problem_and_is_kept_as_ogg(app, web, db, config):
+    import soundfile
+
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.press("menu:report")
+    step = visitor.press(f"cat:{config.categories[0].id}")
+    assert "You can also send a voice note." in texts(step)
+    note = visitor.post(files={"voice": ("voice.webm", webm_voice_note(1.5), "audio/webm")})
+    assert note.json()["ok"], note.text
+    assert "Where is the problem?" in texts(visitor.new())
+    visitor.say("Building 9")
+    visitor.press("photo:skip")
+    tracking = TRACKING.search(texts(visitor.press("confirm:submit"))).group(0)
+    with db.session() as session:
+        request = session.execute(select(Request).where(
+            Request.tracking_number == tracking)).scalar_one()
+        voice = request.attachments[0]
+        assert (voice.kind, voice.channel, voice.mime) == ("voice", "web", "audio/ogg")
+        assert 1.0 <= voice.duration <= 2.0
+        kept = (config.data_dir / voice.path).read_bytes()
+    assert kept.startswith(b"OggS")  # the console plays it as it plays Telegram's
+    assert soundfile.info(io.BytesIO(kept)).subtype == "OPUS"
+    # Something that is not audio is refused gently, and nothing is kept.
+    web.messages_limit._buckets.clear()  # a minute later: not held back by the rate limit
+    visitor.press("menu:report")
+    visitor.press(f"cat:{config.categories[0].id}")
+    before = set((config.data_dir / "media" / "voice").iterdir())
+    junk = visitor.post(files={"voice": ("voice.webm", b"\x1aE\xdf\xa3 not really", "audio/webm")})
+    assert junk.json()["ok"]
+    assert "not this kind of message" in texts(visitor.new())
+    assert set((config.data_dir / "media" / "voice").iterdir()) == before
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()
