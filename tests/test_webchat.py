@@ -384,6 +384,31 @@ def test_a_recorded_voice_note_describes_the_problem_and_is_kept_as_ogg(app, web
     assert set((config.data_dir / "media" / "voice").iterdir()) == before
 
 
+def test_staff_see_web_residents_in_the_same_queue_and_transcripts_by_channel(app, web, db,
+                                                                             config):
+    from tests.console_helpers import StaffClient, add_staff
+
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.press("menu:report")
+    visitor.press(f"cat:{config.categories[0].id}")
+    visitor.say("The bench in the garden is broken")
+    visitor.say("Garden of building 4")
+    visitor.press("photo:skip")
+    tracking = TRACKING.search(texts(visitor.press("confirm:submit"))).group(0)
+    add_staff(db, "li.na", "staff")
+    staff = StaffClient(app)  # the console, served beside the chat by the same app
+    assert staff.login("li.na").status_code == 303
+    queue = staff.get("/requests").text
+    row = re.search(rf"<tr[^>]*>(?:(?!</tr>).)*{tracking}(?:(?!</tr>).)*</tr>", queue, re.DOTALL)
+    assert row and "<td>web</td>" in row.group(0)
+    resident = web_resident(db, web.signer.unsign(visitor.cookie).decode())
+    transcript = staff.get(f"/conversations/{resident.id}").text
+    assert "web ·" in transcript and "The bench in the garden is broken" in transcript
+    assert f'<td><a href="/conversations/{resident.id}">#{resident.id}</a></td><td>web</td>' \
+        in staff.get("/conversations").text
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()
