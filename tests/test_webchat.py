@@ -409,6 +409,41 @@ def test_staff_see_web_residents_in_the_same_queue_and_transcripts_by_channel(ap
         in staff.get("/conversations").text
 
 
+def test_a_short_code_moves_the_chat_to_another_device_once(app, web, db):
+    phone = Visitor(app)
+    onboard(phone)
+    page = phone.http.post("/chat/move", data={"csrf_token": phone.token})
+    assert page.status_code == 200
+    code = re.search(r'<p class="code"[^>]*>(\d{4} \d{4})</p>', page.text).group(1)
+    assert "http://127.0.0.1/chat/join" in page.text
+
+    kiosk = Visitor(app, ip="10.0.0.5")
+    kiosk.http.headers["accept-language"] = "en"
+    kiosk.open("/chat/join")
+    assert kiosk.http.post("/chat/join", data={"code": code}).status_code == 403  # no token
+    wrong = kiosk.http.post("/chat/join", data={"code": "0000 0000",
+                                                "csrf_token": kiosk.token})
+    assert wrong.status_code == 400 and "wrong or has expired" in wrong.text
+    kiosk.open("/chat/join")
+    moved = kiosk.http.post("/chat/join", data={"code": code, "csrf_token": kiosk.token},
+                            follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"] == "/chat"
+    assert kiosk.http.get("/chat/messages?after=0").json() == \
+        phone.http.get("/chat/messages?after=0").json()
+    kiosk.open()
+    kiosk.last = phone.last
+    asked = texts(kiosk.press("menu:report"))
+    assert "What is the problem about?" in asked
+    assert texts(phone.new()) == asked  # one chat, on both devices
+    # Used once: a third device cannot use it again.
+    third = Visitor(app, ip="10.0.0.6")
+    third.open("/chat/join")
+    again = third.http.post("/chat/join", data={"code": code, "csrf_token": third.token})
+    assert again.status_code == 400
+    # A code is asked for with the page's token only.
+    assert phone.http.post("/chat/move", data={"csrf_token": "nope"}).status_code == 403
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()

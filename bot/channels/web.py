@@ -71,6 +71,8 @@ NEW_VISITORS_PER_HOUR = 30  # per client address: each new visitor is a resident
 WAKE_SECONDS = 3.0  # an open page's stream looks at the database at least this often
 KEEPALIVE_SECONDS = 15.0
 SECRET_SHOWN_SECONDS = 600  # a ballot's receipt is kept in memory this long for a reload
+MOVE_CODE_SECONDS = 600  # a code to continue on another device works once, this long
+JOINS_PER_MINUTE = 10  # tries of such a code per client address, after a burst of 5
 SHOWN = ("sent", "unconfirmed")  # outbox statuses a page shows (unconfirmed: a crash mid-send)
 PHOTO_TYPES = ((b"\xff\xd8\xff", "image/jpeg", ".jpg"),
                (b"\x89PNG\r\n\x1a\n", "image/png", ".png"))
@@ -100,6 +102,12 @@ def page_texts(t: Translator) -> dict[str, str]:
         "expired": t("This page has expired. Please open the chat again."),
         "kept_once": t("This message was shown once and is not kept."),
         "sending": t("Sending…"),
+        "move": t("Use this chat on another device"),
+        "join": t("Continue a chat from another device"),
+        "enter_code": t("Enter the code from your other device"),
+        "continue": t("Continue"),
+        "back": t("Back to the chat"),
+        "wrong_code": t("That code is wrong or has expired. Please ask for a new one."),
     }
 
 
@@ -177,6 +185,10 @@ class WebChannel:
         self.templates = Jinja2Templates(directory=str(ASSETS / "templates"))
         self.messages_limit = RateLimit(MESSAGES_PER_MINUTE, BURST)
         self.visitors_limit = RateLimit(NEW_VISITORS_PER_HOUR / 60.0, NEW_VISITORS_PER_HOUR)
+        self.joins_limit = RateLimit(JOINS_PER_MINUTE, 5)
+        # Codes to continue on another device: in this process's memory (one `linli serve`
+        # serves the web chat; a code lost in a restart is simply asked for again).
+        self._codes: dict[str, tuple[str, float]] = {}
         self._wakers: dict[str, set[asyncio.Event]] = {}
         self._secrets: dict[int, tuple[float, dict]] = {}
         self._stop = asyncio.Event()
@@ -221,6 +233,8 @@ class WebChannel:
             Route(PREFIX + "/events", self.events, methods=["GET"]),
             Route(PREFIX + "/messages", self.messages, methods=["GET"]),
             Route(PREFIX + "/audio/{row_id:int}", self.audio, methods=["GET"]),
+            Route(PREFIX + "/move", self.move, methods=["POST"]),
+            Route(PREFIX + "/join", self.join, methods=["GET", "POST"]),
             Mount(PREFIX + "/static", app=_CachedStatic(StaticFiles(
                 directory=str(ASSETS / "static")))),
         ]
@@ -338,9 +352,7 @@ class WebChannel:
             form = await request.form(max_files=1, max_fields=10)
         except Exception:  # noqa: BLE001  (a malformed body: multipart's own exceptions vary)
             return self._refuse(wants_json, 400, texts["expired"])
-        given = form.get("csrf_token")
-        if not isinstance(given, str) or not hmac.compare_digest(
-                given.encode(), self.csrf_token(visitor).encode()):
+        if not self._csrf_ok(visitor, form.get("csrf_token")):
             return self._refuse(wants_json, 403, texts["expired"])
         if not self.messages_limit.allow(visitor):
             return self._refuse(wants_json, 429, texts["too_many"])
@@ -423,6 +435,70 @@ class WebChannel:
             return Response(status_code=404)
         mime = "audio/mpeg" if path.suffix == ".mp3" else "audio/ogg"
         return FileResponse(path, media_type=mime, headers={"cache-control": "private"})
+
+    async def move(self, request: HttpRequest) -> Response:
+        """A short code that lets another device continue this chat (once, for ten minutes)."""
+        visitor = self.visitor(request)
+        resident = await run_in_threadpool(self._resident, visitor) if visitor else None
+        t = self.assistant.catalogs.translator(self._language(request, resident))
+        texts = page_texts(t)
+        form = await request.form(max_files=0, max_fields=5)
+        if visitor is None or not self._csrf_ok(visitor, form.get("csrf_token")):
+            return self._refuse(False, 403, texts["expired"])
+        if not self.messages_limit.allow(visitor):
+            return self._refuse(False, 429, texts["too_many"])
+        now = time.monotonic()
+        self._codes = {c: v for c, v in self._codes.items() if v[1] > now and v[0] != visitor}
+        code = f"{secrets.randbelow(10**8):08d}"
+        self._codes[code] = (visitor, now + MOVE_CODE_SECONDS)
+        address = str(request.base_url).rstrip("/") + PREFIX + "/join"
+        return self._small_page(request, t, texts, visitor, "code", {
+            "code": f"{code[:4]} {code[4:]}",
+            "code_line": t("Your code: {code}", code=f"{code[:4]} {code[4:]}"),
+            "how": t("On the other device, open {address} and enter this code. It works once, "
+                     "within 10 minutes.", address=address)})
+
+    async def join(self, request: HttpRequest) -> Response:
+        """Enter a code from another device: this browser becomes that chat."""
+        visitor = self.visitor(request)
+        fresh = visitor is None
+        if fresh:
+            if not self.visitors_limit.allow(self._client(request)):
+                t = self.assistant.catalogs.translator(self._language(request, None))
+                return PlainTextResponse(page_texts(t)["too_many"], status_code=429)
+            visitor = secrets.token_urlsafe(18)  # no resident yet: only for the form's token
+        resident = None if fresh else await run_in_threadpool(self._resident, visitor)
+        t = self.assistant.catalogs.translator(self._language(request, resident))
+        texts = page_texts(t)
+        error = None
+        if request.method == "POST":
+            form = await request.form(max_files=0, max_fields=5)
+            if not self._csrf_ok(visitor, form.get("csrf_token")):
+                return self._refuse(False, 403, texts["expired"])
+            if not self.joins_limit.allow(self._client(request)):
+                return self._refuse(False, 429, texts["too_many"])
+            code = "".join(ch for ch in str(form.get("code", ""))[:40] if ch.isdigit())
+            found = self._codes.pop(code, None) if len(code) == 8 else None
+            if found is not None and found[1] > time.monotonic():
+                response = RedirectResponse(PREFIX, status_code=303)
+                self._remember(response, found[0])
+                return response
+            error = texts["wrong_code"]
+        response = self._small_page(request, t, texts, visitor, "join", {"error": error},
+                                    status=400 if error else 200)
+        self._remember(response, visitor)
+        return response
+
+    def _small_page(self, request: HttpRequest, t: Translator, texts: dict, visitor: str,
+                    kind: str, values: dict, status: int = 200) -> Response:
+        return self.templates.TemplateResponse(request, "chat_device.html", {
+            "texts": texts, "lang": _tag(t.language), "rtl": t.rtl, "kind": kind,
+            "csrf": self.csrf_token(visitor), "prefix": PREFIX,
+            "community": t.name(self.config.community_names), **values}, status_code=status)
+
+    def _csrf_ok(self, visitor: str, given) -> bool:
+        return isinstance(given, str) and hmac.compare_digest(
+            given.encode(), self.csrf_token(visitor).encode())
 
     # --- turns ----------------------------------------------------------------------------
     async def _turn(self, incoming: Incoming) -> str | None:
