@@ -444,6 +444,29 @@ def test_a_short_code_moves_the_chat_to_another_device_once(app, web, db):
     assert phone.http.post("/chat/move", data={"csrf_token": "nope"}).status_code == 403
 
 
+def test_the_poster_shows_the_chat_address_per_language_as_a_qr_code(app):
+    import segno
+
+    staff = TestClient(app, base_url="https://linli.example.org")
+    poster = staff.get("/chat/poster?lang=ug")
+    assert poster.status_code == 200
+    assert '<html lang="ug" dir="rtl">' in poster.text
+    assert "https://linli.example.org/chat?lang=ug" in poster.text
+    assert '<img class="poster-code" src="/chat/poster.svg?lang=ug"' in poster.text
+    for language in ("zh_Hans", "bo", "mn"):
+        assert f'href="/chat/poster?lang={language}"' in poster.text
+    code = staff.get("/chat/poster.svg?lang=ug")
+    assert code.headers["content-type"] == "image/svg+xml"
+    expected = io.BytesIO()
+    segno.make("https://linli.example.org/chat?lang=ug", error="m").save(
+        expected, kind="svg", scale=10, border=4, xmldecl=False,
+        title="https://linli.example.org/chat?lang=ug")
+    assert code.content == expected.getvalue()
+    # An unknown language is the community's default, never echoed into the page.
+    odd = staff.get("/chat/poster?lang=%3Cscript%3E").text
+    assert "<script" not in odd and "chat?lang=zh_Hans" in odd
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()
@@ -730,6 +753,11 @@ def test_browser_each_language_first_screen_uyghur_right_to_left_and_page_weight
     browser = chromium
     phone(browser)
     with chat_served(web, app) as base:
+        browser.get(base + "/chat/poster?lang=bo")
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+            "const i = document.querySelector('.poster-code'); return i.complete && "
+            "i.naturalWidth > 0;"))
+        chat_screenshot(browser, "poster-bo")
         fresh_cache(browser)
         browser.get(base + "/chat")
         WebDriverWait(browser, 10).until(ready.presence_of_element_located(

@@ -108,6 +108,9 @@ def page_texts(t: Translator) -> dict[str, str]:
         "continue": t("Continue"),
         "back": t("Back to the chat"),
         "wrong_code": t("That code is wrong or has expired. Please ask for a new one."),
+        "scan": t("Scan this code with your phone's camera, or open this address:"),
+        "no_account": t("No account is needed. Write in your own language, or choose by "
+                        "number."),
     }
 
 
@@ -235,6 +238,8 @@ class WebChannel:
             Route(PREFIX + "/audio/{row_id:int}", self.audio, methods=["GET"]),
             Route(PREFIX + "/move", self.move, methods=["POST"]),
             Route(PREFIX + "/join", self.join, methods=["GET", "POST"]),
+            Route(PREFIX + "/poster", self.poster, methods=["GET"]),
+            Route(PREFIX + "/poster.svg", self.poster_code, methods=["GET"]),
             Mount(PREFIX + "/static", app=_CachedStatic(StaticFiles(
                 directory=str(ASSETS / "static")))),
         ]
@@ -499,6 +504,40 @@ class WebChannel:
     def _csrf_ok(self, visitor: str, given) -> bool:
         return isinstance(given, str) and hmac.compare_digest(
             given.encode(), self.csrf_token(visitor).encode())
+
+    async def poster(self, request: HttpRequest) -> Response:
+        """A printable poster for staff: the chat's address in one language (?lang=), as a QR
+        code and in large type; links to the other languages' posters (not printed)."""
+        language = self._poster_language(request)
+        t = self.assistant.catalogs.translator(language)
+        others = [(lang.id, lang.native_name) for lang in self.config.languages]
+        return self.templates.TemplateResponse(request, "chat_poster.html", {
+            "texts": page_texts(t), "lang": _tag(language), "rtl": t.rtl, "prefix": PREFIX,
+            "community": t.name(self.config.community_names), "language": language,
+            "address": self._chat_address(request, language), "others": others})
+
+    async def poster_code(self, request: HttpRequest) -> Response:
+        """The poster's QR code (SVG): the chat's address with ?lang= of the poster."""
+        import io
+
+        import segno
+
+        address = self._chat_address(request, self._poster_language(request))
+        image = io.BytesIO()
+        segno.make(address, error="m").save(image, kind="svg", scale=10, border=4,
+                                            xmldecl=False, title=address)
+        return Response(image.getvalue(), media_type="image/svg+xml",
+                        headers={"cache-control": "no-store"})
+
+    def _poster_language(self, request: HttpRequest) -> str:
+        wanted = request.query_params.get("lang", "")
+        return wanted if wanted in self.config.language_ids else self.config.default_language
+
+    @staticmethod
+    def _chat_address(request: HttpRequest, language: str) -> str:
+        """This server's chat address as the poster's reader sees it (behind a trusted proxy,
+        its scheme and host), opening in `language`."""
+        return f"{str(request.base_url).rstrip('/')}{PREFIX}?lang={language}"
 
     # --- turns ----------------------------------------------------------------------------
     async def _turn(self, incoming: Incoming) -> str | None:
