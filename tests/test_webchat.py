@@ -551,6 +551,53 @@ def test_a_deep_link_opens_the_notice(app, web, db, env):
     assert title in shown
 
 
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("command", ["console", "serve"])
+def test_linli_console_and_serve_serve_the_chat_and_stop_with_pages_open(env, command):
+    """The wiring: the real command serves /chat beside the console; SIGTERM ends it at once
+    even with a page's event stream open (the channel ends its streams first)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from bot.config import PROJECT_ROOT
+
+    assert run_cli(env, "db", "upgrade").returncode == 0
+    port = _free_port()
+    environment = {k: v for k, v in env.items() if k != "LINLI_TELEGRAM_TOKEN"}
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", command, "--port", str(port)],
+                               cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                page = httpx.get(base + "/chat", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "the chat never answered"
+                time.sleep(0.5)
+        assert page.status_code == 200 and 'value="lang:en"' in page.text
+        assert httpx.get(base + "/login").status_code == 200  # the console beside it
+        cookie = page.cookies[COOKIE]
+        with httpx.stream("GET", base + "/chat/events?after=0",
+                          headers={"Cookie": f"{COOKIE}={cookie}"}, timeout=10) as stream:
+            assert next(stream.iter_lines()).startswith("retry:")
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert process.wait(timeout=20) == 0
+        assert time.monotonic() - started < 15
+        _, err = process.communicate()
+        assert f"the web chat on http://127.0.0.1:{port}/chat" in err
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _events(base: str, cookie: str, query: str, count: int,
             headers: dict | None = None) -> list[dict]:
     """The first `count` messages of the page's server-sent event stream, from a real server
