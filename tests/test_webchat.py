@@ -467,6 +467,27 @@ def test_the_poster_shows_the_chat_address_per_language_as_a_qr_code(app):
     assert "<script" not in odd and "chat?lang=zh_Hans" in odd
 
 
+def test_a_ballot_receipt_is_shown_live_and_after_a_reload_but_not_kept(app, web, db, config,
+                                                                        tmp_path):
+    from tests.test_ballot_secrecy import OPTIONS, RECEIPT, open_poll
+
+    poll_id, _ = open_poll(config, db, tmp_path)
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.say(f"/start poll_{poll_id}")
+    voted = texts(visitor.press(f"vote:{OPTIONS['east_gate']}"))
+    receipt = RECEIPT.search(voted).group()
+    assert receipt in visitor.open().text  # a reload soon after still shows it
+    with db.session() as session:  # the outbox wiped it once delivered
+        stored = json.dumps(list(session.execute(select(OutboxMessage.payload)).scalars()),
+                            ensure_ascii=False)
+    assert receipt not in stored
+    web._secrets.clear()  # later, or after a restart: shown once, not kept
+    page = visitor.open().text
+    assert receipt not in page
+    assert "This message was shown once and is not kept." in page
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()
