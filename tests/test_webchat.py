@@ -488,6 +488,39 @@ def test_a_ballot_receipt_is_shown_live_and_after_a_reload_but_not_kept(app, web
     assert "This message was shown once and is not kept." in page
 
 
+def test_the_hostile_corpus_through_the_web_chat(app, web, db):
+    """Every hostile text and button of tests/data/hostile/corpus.jsonl, posted as a page
+    would: an answer in the resident's language, nothing of it run as markup on the page."""
+    from tests.test_hostile import CORPUS, LANGUAGES, MAX_ANSWER, SCRIPTS, _resident
+
+    items = [item for item in CORPUS if item["kind"] in ("text", "button")]
+    with db.session() as session:  # residents at the main menu, as the core's corpus test
+        for i, _ in enumerate(items):
+            _resident(session, f"hostile-{i}", LANGUAGES[i % len(LANGUAGES)], "web")
+    visitor = Visitor(app)
+    for i, item in enumerate(items):
+        language, chat = LANGUAGES[i % len(LANGUAGES)], f"hostile-{i}"
+        visitor.http.cookies.set(COOKIE, web.signer.sign(chat).decode(), domain="127.0.0.1",
+                                 path="/chat")
+        visitor.token, visitor.last = web.csrf_token(chat), 0
+        if item["kind"] == "text":
+            # A browser sends a lone surrogate as U+FFFD: it cannot be put in UTF-8.
+            text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in item["text"])
+            answer = visitor.post({"text": text})
+        else:
+            answer = visitor.post({"payload": item["data"]})
+        label = f"{item['id']!r} ({language})"
+        assert answer.status_code == 200 and answer.json()["ok"], label
+        replies = visitor.new()
+        assert replies, label
+        assert sum(len(m["text"]) for m in replies) <= MAX_ANSWER, label
+        assert re.search(SCRIPTS[language], replies[0]["text"]), label
+        page = visitor.open().text
+        assert page.count("<script") == 1, label  # only the page's own script tag
+        assert re.search(r"<[a-z]+[^>]*\son[a-z]+=", page) is None, label
+        web.messages_limit._buckets.clear()
+
+
 def test_buttons_work_without_javascript(app, web, db):
     visitor = Visitor(app)
     visitor.open()

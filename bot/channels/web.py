@@ -563,7 +563,7 @@ class WebChannel:
                 if data:
                     return await self._media_incoming(kind, data, upload.content_type, base)
         payload = form.get("payload")
-        if isinstance(payload, str) and payload:
+        if isinstance(payload, str):  # even empty: the core answers "that menu has expired"
             return Incoming(kind="button", payload=payload[:MAX_PAYLOAD], **base)
         latitude, longitude = form.get("latitude"), form.get("longitude")
         if isinstance(latitude, str) and isinstance(longitude, str) and latitude and longitude:
