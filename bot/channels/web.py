@@ -564,7 +564,10 @@ class WebChannel:
                     return await self._media_incoming(kind, data, upload.content_type, base)
         payload = form.get("payload")
         if isinstance(payload, str):  # even empty: the core answers "that menu has expired"
-            return Incoming(kind="button", payload=payload[:MAX_PAYLOAD], **base)
+            # Payloads are ours and printable; a control character (a NUL, which PostgreSQL
+            # refuses in text) can only come from a forged form.
+            payload = "".join(ch for ch in payload[:MAX_PAYLOAD] if ch.isprintable())
+            return Incoming(kind="button", payload=payload, **base)
         latitude, longitude = form.get("latitude"), form.get("longitude")
         if isinstance(latitude, str) and isinstance(longitude, str) and latitude and longitude:
             try:
