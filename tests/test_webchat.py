@@ -652,6 +652,26 @@ def test_linli_console_and_serve_serve_the_chat_and_stop_with_pages_open(env, co
             process.wait()
 
 
+def test_a_deep_link_opens_the_consultation_for_a_resident_who_has_a_language(app, web, db,
+                                                                             config, tmp_path):
+    from tests.test_ballot_secrecy import OPTIONS, open_poll
+
+    poll_id, _ = open_poll(config, db, tmp_path)
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor.new()
+    opened = visitor.http.get(f"/chat?poll={poll_id}", follow_redirects=False)
+    assert opened.status_code == 303
+    shown = visitor.new()
+    offered = [payload for m in shown for _, payload in m["buttons"]]
+    assert f"vote:{OPTIONS['east_gate']}" in offered, shown
+    # Not a number, or out of range: the plain chat, no turn.
+    before = visitor.http.get("/chat/messages?after=0").json()["last"]
+    for odd in ("abc", "-1", "99999999999", "1.5"):
+        assert visitor.http.get(f"/chat?poll={odd}").status_code == 200
+    assert visitor.http.get("/chat/messages?after=0").json()["last"] == before
+
+
 def _events(base: str, cookie: str, query: str, count: int,
             headers: dict | None = None) -> list[dict]:
     """The first `count` messages of the page's server-sent event stream, from a real server
