@@ -260,6 +260,30 @@ def test_catching_up_after_an_id_gives_everything_after_it_in_order(app, web, db
                                          {"Last-Event-ID": str(ids[0])})] == ids[1:]
 
 
+def test_a_page_far_behind_gets_every_message_at_once_in_order(app, web, db):
+    visitor = Visitor(app)
+    onboard(visitor)
+    visitor_id = web.signer.unsign(visitor.cookie).decode()
+    resident = web_resident(db, visitor_id)
+    with db.session() as session:  # a long absence: more than one batch of delivered news
+        for n in range(webchat.HISTORY + 40):
+            session.add(OutboxMessage(resident_id=resident.id, channel="web", chat_id=visitor_id,
+                                      kind="push", status="sent",
+                                      payload={"text": f"news {n}", "buttons": [],
+                                               "language": "en"}))
+    everything = visitor.http.get("/chat/messages?after=0").json()
+    first = everything["messages"]
+    assert len(first) == webchat.HISTORY
+    rest = visitor.http.get(f"/chat/messages?after={everything['last']}").json()["messages"]
+    ids = [m["id"] for m in first + rest]
+    assert ids == sorted(ids) and rest[-1]["text"] == f"news {webchat.HISTORY + 39}"
+    with served(app) as base:
+        started = time.monotonic()
+        streamed = _events(base, visitor.cookie, "?after=0", len(ids))
+        assert time.monotonic() - started < webchat.WAKE_SECONDS  # no wait between batches
+    assert [m["id"] for m in streamed] == ids
+
+
 def test_messages_survive_a_restart_and_queued_ones_are_delivered_by_the_next_server(
         config, db, app):
     visitor = Visitor(app)

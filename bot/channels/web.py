@@ -394,7 +394,11 @@ class WebChannel:
                         yield f"id: {message['id']}\ndata: {json.dumps(message)}\n\n"
                     if last > after and not shown:
                         yield f"id: {last}\ndata: {{\"skip\": {last}}}\n\n"
+                    # A full batch (HISTORY rows span at least as many ids): the rest at once.
+                    more = last - after >= HISTORY
                     after = max(after, last)
+                    if more:
+                        continue
                     if shown:
                         quiet = 0.0
                     elif quiet >= KEEPALIVE_SECONDS:
