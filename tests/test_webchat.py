@@ -220,6 +220,30 @@ def test_the_page_has_a_strict_csp_and_no_inline_code(app):
     assert static.status_code == 200 and "max-age" in static.headers["cache-control"]
 
 
+def test_the_page_colours_meet_wcag_aa_contrast():
+    """Text 4.5:1 at least (WCAG 2.1 AA), for every pair of colours the page puts together."""
+    css = (webchat.ASSETS / "static" / "chat.css").read_text(encoding="utf-8")
+    colours = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6})", css))
+    colours["white"] = "#ffffff"
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def contrast(a: str, b: str) -> float:
+        high, low = sorted((luminance(colours[a]), luminance(colours[b])), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    pairs = [("ink", "paper"), ("ink", "bubble"), ("white", "blue"), ("blue", "white"),
+             ("alert", "paper"), ("blue", "paper")]
+    for text, background in pairs:
+        assert contrast(text, background) >= 4.5, (text, background)
+    # The focus ring against the page and the buttons (non-text: 3:1).
+    assert contrast("focus", "paper") >= 3 and contrast("focus", "bubble") >= 3
+    assert "#083d73" in css and contrast("white", "blue") >= 7  # hover is darker still
+
+
 def test_a_visitor_is_rate_limited(app, web, db):
     visitor = Visitor(app)
     onboard(visitor)  # 2 posts
