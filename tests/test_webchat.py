@@ -170,18 +170,18 @@ def test_a_second_cookie_cannot_read_the_first_visitors_messages(app, web, db):
     onboard(alice)
     alice.press("menu:report")
     alice.press("cat:" + web.config.categories[0].id)
-    alice.say("The lift in building 3 is broken, secret detail 4711")
+    alice.say("The lift in building 3 is broken, secret detail zebra quartz")
     alice.say("building 3")
     alice.press("photo:skip")  # the summary repeats the description
     mine = alice.http.get("/chat/messages?after=0").json()["messages"]
-    assert any("secret detail 4711" in m["text"] for m in mine)
+    assert any("secret detail zebra quartz" in m["text"] for m in mine)
 
     bob = Visitor(app, ip="10.0.0.2")
     page = bob.open()
-    assert "4711" not in page.text
+    assert "zebra quartz" not in page.text
     theirs = bob.http.get("/chat/messages?after=0").json()["messages"]
     assert not {m["id"] for m in theirs} & {m["id"] for m in mine}
-    assert "4711" not in json.dumps(theirs)
+    assert "zebra quartz" not in json.dumps(theirs)
     with served(app) as base:
         first = _events(base, bob.cookie, "?after=0", 1)
     assert first and first[0]["id"] not in {m["id"] for m in mine}
