@@ -91,17 +91,23 @@ def cmd_serve(args) -> int:
     if settings is None:
         print("LINLI_TELEGRAM_TOKEN is not set: serving the staff console only (the token "
               "comes from @BotFather)", file=sys.stderr)
-    config, db, assistant = build(understander=_load_understander() if settings else None,
-                                  queued_channels=frozenset({CHANNEL}))
+    from bot.channels.web import WebChannel
+
+    config, db, assistant = build(understander=_load_understander(),
+                                  queued_channels=frozenset({CHANNEL, WebChannel.name}))
     host = args.host or config.console.host
     port = args.port if args.port is not None else config.console.port
     if settings:
         print(f"serving Telegram ({'webhook' if settings.webhook_url else 'long polling'})",
               file=sys.stderr)
-    print(f"staff console on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    print(f"staff console on http://{host}:{port}/, the web chat on http://{host}:{port}/chat "
+          "(Ctrl-C stops)", file=sys.stderr)
+    voice = Voice(config)
+    web = WebChannel(config, db, assistant, voice=voice)
     try:
-        asyncio.run(serve(config, db, assistant, settings, voice=Voice(config),
-                          console=(create_app(config, db), host, port)))
+        asyncio.run(serve(config, db, assistant, settings, voice=voice,
+                          console=(web.wrap(create_app(config, db)), host, port),
+                          channels=(web,)))
     except OSError as exc:
         print(f"linli serve: {exc}", file=sys.stderr)
         return 2
@@ -597,26 +603,27 @@ def cmd_staff_account(args) -> int:
 
 
 def cmd_console(args) -> int:
-    """The staff web console alone, until SIGINT or SIGTERM."""
-    import signal
-
+    """The staff web console and the web chat (no Telegram), until SIGINT or SIGTERM."""
     from bot.app import build
+    from bot.channels.telegram import serve
+    from bot.channels.web import WebChannel
     from bot.console.app import create_app
-    from bot.console.server import serve_console
+    from bot.voice import Voice
 
-    config, db, _ = build()
+    config, db, assistant = build(understander=_load_understander(),
+                                  queued_channels=frozenset({WebChannel.name}))
     host = args.host or config.console.host
     port = args.port if args.port is not None else config.console.port
-    app = create_app(config, db)
+    voice = Voice(config)
+    web = WebChannel(config, db, assistant, voice=voice)
+    app = web.wrap(create_app(config, db))
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve_console(app, host, port, stop)
+        await serve(config, db, assistant, None, voice=voice, console=(app, host, port),
+                    channels=(web,))
 
-    print(f"staff console on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    print(f"staff console on http://{host}:{port}/, the web chat on http://{host}:{port}/chat "
+          "(Ctrl-C stops)", file=sys.stderr)
     try:
         asyncio.run(run())
     except OSError as exc:
@@ -746,7 +753,7 @@ def parser() -> argparse.ArgumentParser:
         account.add_argument("name")
         account.set_defaults(func=cmd_staff_account)
 
-    console = sub.add_parser("console", help="serve the staff web console only")
+    console = sub.add_parser("console", help="serve the staff web console and the web chat")
     console.add_argument("--host", help="default: config.yml console.host or LINLI_CONSOLE_HOST")
     console.add_argument("--port", type=int,
                          help="default: config.yml console.port or LINLI_CONSOLE_PORT")

@@ -1,7 +1,7 @@
 """Report a problem: category → description → location → photo → confirm → tracking number.
 
 The description may be a voice note, kept as audio for staff. The photo step is offered only on
-channels that carry photos (Telegram); a photo sent at any step of the report is attached too.
+channels that carry photos (Telegram, the web chat); a photo sent at any step of the report is attached too.
 The draft lives in the resident's slots; a request row exists only once the resident confirms.
 """
 
@@ -12,7 +12,8 @@ from flows.base import Flow
 
 MIN_TEXT = 2
 MAX_PHOTOS = 5
-MEDIA_CHANNELS = frozenset({"telegram"})  # channels on which residents can send photos
+# Channels on which residents can send photos and voice notes, and hear voice replies.
+MEDIA_CHANNELS = frozenset({"telegram", "web"})
 
 
 def find_place(config, text: str) -> str | None:

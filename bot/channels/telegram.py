@@ -694,9 +694,10 @@ def _language_from_hint(config: Config, hint: str | None) -> str | None:
 
 
 async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings | None,
-                voice=None, console: tuple | None = None) -> None:
-    """Runs the Telegram channel (if `settings`) and the staff console (if `console`, as
-    (app, host, port)) until SIGINT or SIGTERM."""
+                voice=None, console: tuple | None = None, channels: tuple = ()) -> None:
+    """Runs the Telegram channel (if `settings`), the staff console (if `console`, as
+    (app, host, port)) and other `channels` (the web chat, served inside the console's app)
+    until SIGINT or SIGTERM."""
     import signal
 
     stop = asyncio.Event()
@@ -712,11 +713,24 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
         console_task = asyncio.create_task(serve_console(app, host, port, stop))
     if channel is not None:
         await channel.start()
+    others = list(channels)
+    for other in others:
+        await other.start()
     try:
         if console_task is not None:
-            await console_task  # ends when `stop` is set, or raises if the port is taken
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({console_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            # The web chat's open pages hold their connections: ended first, so that the
+            # server can finish.
+            for other in others:
+                await other.stop()
+            others = []
+            await console_task  # raises if the port is taken
         await stop.wait()
     finally:
         stop.set()
+        for other in others:
+            await other.stop()
         if channel is not None:
             await channel.stop()
