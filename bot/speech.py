@@ -236,8 +236,15 @@ class Recogniser:
                 from faster_whisper import WhisperModel
 
                 folder = prepare_model(self.model_dir)
-                Recogniser._model = WhisperModel(
+                model = WhisperModel(
                     str(folder), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+                # A first run allocates CTranslate2's buffers: done here, not on a resident's
+                # first note.
+                import numpy as np
+
+                list(model.transcribe(np.zeros(16_000, dtype=np.float32), language="zh",
+                                      beam_size=BEAM_SIZE, without_timestamps=True)[0])
+                Recogniser._model = model
                 log.info("speech: Whisper base loaded in %.1f s", time.monotonic() - started)
             return Recogniser._model
 
