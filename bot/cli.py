@@ -60,7 +60,7 @@ def _silence_library_warnings() -> None:
 def cmd_chat(args) -> int:
     _silence_library_warnings()  # before the imports below, which load the libraries
     from bot.app import build
-    from bot.channels.terminal import Speaker, chat
+    from bot.channels.terminal import Speaker, TerminalChannel
     from bot.voice import Voice
 
     config, db, assistant = build(understander=_load_understander())
@@ -69,7 +69,7 @@ def cmd_chat(args) -> int:
         print("--play: neither paplay nor aplay is installed; the audio files are still written",
               file=sys.stderr)
     try:
-        asyncio.run(chat(assistant, args.resident, speaker=speaker))
+        asyncio.run(TerminalChannel(assistant, args.resident, speaker=speaker).start())
     finally:
         db.dispose()
     return 0
@@ -79,7 +79,7 @@ def cmd_serve(args) -> int:
     """The staff console, and the Telegram bot when LINLI_TELEGRAM_TOKEN is set, until
     SIGINT or SIGTERM."""
     from bot.app import build
-    from bot.channels.telegram import CHANNEL, Settings, serve
+    from bot.channels.telegram import Settings, serve
     from bot.console.app import create_app
     from bot.voice import Voice
 
@@ -91,8 +91,7 @@ def cmd_serve(args) -> int:
     if settings is None:
         print("LINLI_TELEGRAM_TOKEN is not set: serving the staff console only (the token "
               "comes from @BotFather)", file=sys.stderr)
-    config, db, assistant = build(understander=_load_understander() if settings else None,
-                                  queued_channels=frozenset({CHANNEL}))
+    config, db, assistant = build(understander=_load_understander() if settings else None)
     host = args.host or config.console.host
     port = args.port if args.port is not None else config.console.port
     if settings:
@@ -255,7 +254,8 @@ def cmd_notices_publish(args) -> int:
 
     def render(resident, notice):
         return push_payloads(assistant.catalogs.translator(resident.language), config,
-                             resident, notice)
+                             resident, notice, assistant.channels.get(resident.channel,
+                                                                      frozenset()))
 
     try:
         with db.session() as session:
@@ -350,7 +350,8 @@ def cmd_polls_close(args) -> int:
     def action(config, db, assistant):
         def render(resident, outcome):
             return result_payloads(assistant.catalogs.translator(resident.language), config,
-                                   resident, outcome)
+                                   resident, outcome,
+                                   assistant.channels.get(resident.channel, frozenset()))
 
         with db.session() as session:
             _, queued = service.close(session, args.id, render, ballot_keys(config.data_dir))

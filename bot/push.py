@@ -85,8 +85,10 @@ async def _show_steps_again(config: Config, db: Database, sender: Sender, key_pr
     (a push turn: see Assistant.deliver_notifications)."""
     from sqlalchemy import distinct, select
 
-    from bot.core import Assistant, Incoming
+    from bot.core import Assistant
+    from bot.messages import Incoming
     from bot.models import OutboxMessage
+    from bot.wiring import installed_channels
 
     with db.session() as session:
         chats = list(session.execute(
@@ -96,7 +98,7 @@ async def _show_steps_again(config: Config, db: Database, sender: Sender, key_pr
         ).scalars())
     if not chats:
         return
-    assistant = Assistant(config, db, queued_channels=frozenset({channel}))
+    assistant = Assistant(config, db, channels=installed_channels())
     for chat in chats:
         await assistant.handle(Incoming(channel=channel, user_id=chat, kind="push"))
     await _paced(sender, chats, rate)

@@ -23,6 +23,7 @@ from bot.config import PROJECT_ROOT
 from bot.core import Assistant
 from bot.models import OutboxMessage, Request, Resident
 from bot.services import requests as service
+from bot.wiring import installed_channels
 from tests.fake_bot_api import FakeBotAPI
 
 CHAT = 5551234
@@ -47,7 +48,7 @@ class Bot:
     def __init__(self, config, db, fake: FakeBotAPI, voice: bool = False,
                  settings: dict | None = None, understander=None, listener=None, **kwargs):
         self.fake = fake
-        self.assistant = Assistant(config, db, queued_channels=frozenset({CHANNEL}),
+        self.assistant = Assistant(config, db, channels=installed_channels(),
                                    understander=understander, listener=listener)
         engine = None
         if voice:

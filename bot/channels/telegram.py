@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy import delete, select, update
@@ -49,12 +50,25 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, 
 from telegram.request import HTTPXRequest
 
 from bot.config import Config
-from bot.core import Assistant, Incoming
 from bot.db import Database
 from bot.delivery import PermanentError, RetryLater, Sender, TransientError, Unconfirmed
+from bot.messages import (
+    LOCATION,
+    OUTBOX,
+    PHOTO,
+    REPLY_KEYBOARD,
+    VOICE,
+    Capability,
+    Incoming,
+    numbered,
+    numbered_choices,
+)
 from bot.models import ChannelInbox, OutboxMessage, utcnow
 from bot.services import requests as request_service
 from flows.commands import DESCRIPTIONS
+
+if TYPE_CHECKING:
+    from bot.core import Assistant  # handed in by the wiring, never imported at run time
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +264,6 @@ def build_application(settings: Settings, concurrent_updates: int = 16) -> Appli
 # --- outgoing -------------------------------------------------------------------------------
 
 
-def numbered(index: int, label: str) -> str:
-    return f"{index}. {label}"
-
-
 def render_markup(payload: dict):
     """Buttons as Telegram shows them: inline, or a reply keyboard for seniors and locations."""
     buttons = payload.get("buttons") or []
@@ -262,8 +272,8 @@ def render_markup(payload: dict):
         if payload.get("request_location"):
             rows.append([KeyboardButton(payload.get("location_label") or "📍",
                                         request_location=True)])
-        rows += [[KeyboardButton(numbered(i, label))]
-                 for i, (label, _) in enumerate(buttons, start=1)]
+        # A reply keyboard sends its label as text: the numbered form that a typed number is.
+        rows += [[KeyboardButton(line)] for line in numbered_choices([b[0] for b in buttons])]
         return ReplyKeyboardMarkup(rows, resize_keyboard=True,
                                    one_time_keyboard=not payload.get("senior"))
     if buttons:
@@ -408,9 +418,12 @@ class Webhook:
 class TelegramChannel:
     """Connects the Assistant to a Telegram bot: updates in, outbox out, news pushed."""
 
+    name = CHANNEL
+    carries: frozenset[Capability] = frozenset({PHOTO, VOICE, LOCATION, REPLY_KEYBOARD, OUTBOX})
+
     def __init__(self, config: Config, db: Database, assistant: Assistant, settings: Settings,
                  voice=None, push_interval: float = 2.0, concurrent_updates: int = 16):
-        if CHANNEL not in assistant.queued_channels:
+        if not assistant.carries(CHANNEL, OUTBOX):
             raise ValueError("the assistant must queue the telegram channel's replies")
         self.config, self.db, self.assistant = config, db, assistant
         self.settings = settings
@@ -419,7 +432,8 @@ class TelegramChannel:
         self.application.bot._inbox = self.inbox
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
-        self.sender = Sender(db, TelegramTransport(self.application.bot, voice),
+        self.transport = TelegramTransport(self.application.bot, voice)
+        self.sender = Sender(db, self.transport,
                              rate=settings.rate, data_dir=config.data_dir)
         self.push_interval = push_interval
         self.storage_patience = 300.0  # seconds a turn waits for the database to come back

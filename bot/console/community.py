@@ -18,7 +18,10 @@ from bot.services import notices as notice_service
 from bot.services import outbox
 from bot.services import polls as poll_service
 from bot.specs import MAX_OPTION, MAX_OPTIONS, MAX_TITLE, NOTICE_PARTS, POLL_PARTS, PollSpec
+from bot.wiring import installed_channels
 from flows import handover
+from flows.notices import push_payloads
+from flows.polls import result_payloads
 
 log = logging.getLogger(__name__)
 
@@ -196,15 +199,14 @@ class CommunityPages:
     def notice_publish(self, request: HttpRequest) -> Response:
         """Publishes and queues the pushes as `linli notices publish` does; the running
         `linli serve` sends the Telegram ones, terminal residents see it at their next turn."""
-        from flows.notices import push_payloads
-
+        channels = installed_channels()
         staff = request.state.staff
         notice_id = request.path_params["item_id"]
         t = self._t(request)
 
         def render(resident, notice):
             return push_payloads(self.catalogs.translator(resident.language), self.config,
-                                 resident, notice)
+                                 resident, notice, channels.get(resident.channel, frozenset()))
 
         try:
             with self.db.session() as session:
@@ -319,8 +321,7 @@ class CommunityPages:
     def poll_action(self, request: HttpRequest) -> Response:
         """Opens or closes a poll; closing queues the results to participants as
         `linli polls close` does."""
-        from flows.polls import result_payloads
-
+        channels = installed_channels()
         staff = request.state.staff
         poll_id = request.path_params["item_id"]
         t = self._t(request)
@@ -328,7 +329,8 @@ class CommunityPages:
 
         def render(resident, outcome):
             return result_payloads(self.catalogs.translator(resident.language), self.config,
-                                   resident, outcome)
+                                   resident, outcome,
+                                   channels.get(resident.channel, frozenset()))
 
         try:
             with self.db.session() as session:
