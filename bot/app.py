@@ -8,6 +8,7 @@ from alembic.script import ScriptDirectory
 from bot.config import Config, load_config
 from bot.core import Assistant
 from bot.db import Database, alembic_config, sync_catalogue
+from bot.staff import StaffActions
 from bot.wiring import installed_channels
 
 
@@ -39,3 +40,8 @@ def build(config: Config | None = None,
         listener = Recogniser(config)
     return config, db, Assistant(config, db, understander=understander,
                                  channels=installed_channels(), listener=listener)
+
+
+def staff_actions(assistant: Assistant) -> StaffActions:
+    """The staff actions for a command, with the assistant's catalogs and channels."""
+    return StaffActions(assistant.config, assistant.catalogs, assistant.channels)

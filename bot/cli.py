@@ -162,13 +162,13 @@ def cmd_requests_list(args) -> int:
 
 
 def cmd_requests_set_status(args) -> int:
-    from bot.app import build
+    from bot.app import build, staff_actions
     from bot.services import requests as service
 
-    config, db, _ = build()
+    _config, db, assistant = build()
     try:
         with db.session() as session:
-            event = service.change_status(
+            event = staff_actions(assistant).change_status(
                 session,
                 args.tracking_number,
                 args.status,
@@ -176,7 +176,6 @@ def cmd_requests_set_status(args) -> int:
                 note=args.note,
                 department_id=args.department,
                 duplicate_of=args.duplicate_of,
-                data_dir=config.data_dir,
             )
             tracking_number = event.request.tracking_number
     except service.RequestError as exc:
@@ -246,20 +245,13 @@ def cmd_notices_add(args) -> int:
 
 
 def cmd_notices_publish(args) -> int:
-    from bot.app import build
+    from bot.app import build, staff_actions
     from bot.services import notices as service
-    from flows.notices import push_payloads
 
     config, db, assistant = build()
-
-    def render(resident, notice):
-        return push_payloads(assistant.catalogs.translator(resident.language), config,
-                             resident, notice, assistant.channels.get(resident.channel,
-                                                                      frozenset()))
-
     try:
         with db.session() as session:
-            _, subscribers, queued = service.publish(session, args.id, render)
+            _, subscribers, queued = staff_actions(assistant).publish_notice(session, args.id)
         print(f"notice {args.id} is published; {subscribers} subscriber(s), "
               f"{queued} newly queued", file=sys.stderr)
         _deliver(config, db, service.delivery_prefix(args.id), args.rate, f"notice {args.id}")
@@ -329,11 +321,11 @@ def cmd_polls_add(args) -> int:
 
 
 def cmd_polls_open(args) -> int:
-    from bot.services import polls as service
+    from bot.app import staff_actions
 
-    def action(config, db, _):
+    def action(config, db, assistant):
         with db.session() as session:
-            poll = service.open_poll(session, args.id)
+            poll = staff_actions(assistant).open_poll(session, args.id)
             opens, closes = _when(config, poll.opens_at), _when(config, poll.closes_at)
         print(f"poll {args.id} is open (votes from {opens}, until {closes}); close it with: "
               f"linli polls close {args.id}")
@@ -343,18 +335,12 @@ def cmd_polls_open(args) -> int:
 
 
 def cmd_polls_close(args) -> int:
-    from bot.keys import ballot_keys
+    from bot.app import staff_actions
     from bot.services import polls as service
-    from flows.polls import result_payloads
 
     def action(config, db, assistant):
-        def render(resident, outcome):
-            return result_payloads(assistant.catalogs.translator(resident.language), config,
-                                   resident, outcome,
-                                   assistant.channels.get(resident.channel, frozenset()))
-
         with db.session() as session:
-            _, queued = service.close(session, args.id, render, ballot_keys(config.data_dir))
+            _, queued = staff_actions(assistant).close_poll(session, args.id)
         print(f"poll {args.id} is closed; results newly queued for {queued} participant(s)",
               file=sys.stderr)
         _deliver(config, db, service.result_prefix(args.id), args.rate,

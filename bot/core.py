@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -27,8 +27,8 @@ from bot.messages import (
     reply_to_stored,
     voice_payload,
 )
-from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
-from bot.services import outbox
+from bot.models import NEWS_KINDS, OutboxMessage, Resident, Turn, utcnow
+from bot.services import inbox, outbox
 from bot.services.polls import find_receipt
 from bot.speech import ModelMissing
 from flows import registry
@@ -60,24 +60,6 @@ class Listener(Protocol):
     def hears(self, language: str | None) -> bool: ...
 
     async def transcribe(self, audio: bytes, language: str) -> Heard: ...
-
-
-def inbox_claim(session: Session, incoming: Incoming) -> bool:
-    """Marks the update processed in the turn's transaction; False if a turn already did."""
-    result = session.execute(
-        update(ChannelInbox)
-        .where(ChannelInbox.channel == incoming.channel,
-               ChannelInbox.update_id == incoming.event_id,
-               ChannelInbox.processed_at.is_(None))
-        .values(processed_at=utcnow(), payload=None)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:
-        return True
-    exists = session.execute(select(ChannelInbox.update_id).where(
-        ChannelInbox.channel == incoming.channel,
-        ChannelInbox.update_id == incoming.event_id)).first()
-    return exists is None  # not stored at all (no inbox in front of this channel): run it
 
 
 class Assistant:
@@ -169,7 +151,7 @@ class Assistant:
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         with self.db.session() as session:
-            if incoming.event_id is not None and not inbox_claim(session, incoming):
+            if incoming.event_id is not None and not inbox.claim(session, incoming):
                 return []  # this update's turn has already run
             resident = self._find_resident(session, incoming)
             if resident is None:

@@ -25,12 +25,11 @@ import os
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
@@ -63,8 +62,9 @@ from bot.messages import (
     numbered,
     numbered_choices,
 )
-from bot.models import ChannelInbox, OutboxMessage, utcnow
+from bot.models import OutboxMessage
 from bot.services import requests as request_service
+from bot.services.inbox import Inbox
 from flows.commands import DESCRIPTIONS
 
 if TYPE_CHECKING:
@@ -79,7 +79,6 @@ MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CALLBACK_LIMIT = 64  # bytes of callback data Telegram accepts
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook accepts
-INBOX_KEEP_SECONDS = 24 * 3600  # webhook mode: processed ids kept this long against resends
 NUMBERED = re.compile(r"^(\d{1,2})\. ")
 
 
@@ -125,58 +124,6 @@ class Settings:
             raise ValueError("LINLI_TELEGRAM_WEBHOOK_SECRET may hold only letters, digits, _ "
                              "and -, at most 256 of them (Telegram's rule)")
         return settings
-
-
-class Inbox:
-    """The channel_inbox table for one channel (see bot.models.ChannelInbox)."""
-
-    def __init__(self, db: Database, channel: str = CHANNEL):
-        self.db, self.channel = db, channel
-
-    def store(self, raw_updates: list, offset: int | None) -> set[int]:
-        """Stores new updates; returns the ids not seen before. Also forgets processed ids
-        below `offset`: Telegram has been told it may forget them, so they cannot come back."""
-        with self.db.session() as session:
-            if offset:
-                session.execute(delete(ChannelInbox).where(
-                    ChannelInbox.channel == self.channel, ChannelInbox.update_id < offset,
-                    ChannelInbox.processed_at.is_not(None)))
-            ids = {int(u["update_id"]) for u in raw_updates
-                   if isinstance(u, dict) and isinstance(u.get("update_id"), int)}
-            if not ids:
-                return set()
-            seen = set(session.execute(select(ChannelInbox.update_id).where(
-                ChannelInbox.channel == self.channel,
-                ChannelInbox.update_id.in_(ids))).scalars())
-            fresh = ids - seen
-            session.add_all(ChannelInbox(channel=self.channel, update_id=u["update_id"],
-                                         payload=u, received_at=utcnow())
-                            for u in raw_updates
-                            if isinstance(u, dict) and u.get("update_id") in fresh)
-        return fresh
-
-    def prune(self, keep_seconds: float = INBOX_KEEP_SECONDS) -> None:
-        """Forgets processed updates received more than `keep_seconds` ago (webhook mode has no
-        offset to say Telegram will not send them again; it resends only for minutes)."""
-        cutoff = utcnow() - timedelta(seconds=keep_seconds)
-        with self.db.session() as session:
-            session.execute(delete(ChannelInbox).where(
-                ChannelInbox.channel == self.channel, ChannelInbox.received_at < cutoff,
-                ChannelInbox.processed_at.is_not(None)))
-
-    def done(self, update_id: int) -> None:
-        """For updates that led to no turn (a group, an ignored kind): processed now."""
-        with self.db.session() as session:
-            session.execute(update(ChannelInbox).where(
-                ChannelInbox.channel == self.channel, ChannelInbox.update_id == update_id,
-                ChannelInbox.processed_at.is_(None)).values(processed_at=utcnow(), payload=None))
-
-    def unprocessed(self) -> list[dict]:
-        with self.db.session() as session:
-            return [row.payload for row in session.execute(
-                select(ChannelInbox).where(ChannelInbox.channel == self.channel,
-                                           ChannelInbox.processed_at.is_(None))
-                .order_by(ChannelInbox.update_id)).scalars() if row.payload]
 
 
 class LenientBot(ExtBot):
@@ -428,7 +375,7 @@ class TelegramChannel:
         self.config, self.db, self.assistant = config, db, assistant
         self.settings = settings
         self.application = build_application(settings, concurrent_updates)
-        self.inbox = Inbox(db)
+        self.inbox = Inbox(db, CHANNEL)
         self.application.bot._inbox = self.inbox
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
