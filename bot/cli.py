@@ -79,9 +79,10 @@ def cmd_serve(args) -> int:
     """The staff console, and the Telegram bot when LINLI_TELEGRAM_TOKEN is set, until
     SIGINT or SIGTERM."""
     from bot.app import build
-    from bot.channels.telegram import Settings, serve
+    from bot.channels.telegram.settings import Settings
     from bot.console.app import create_app
     from bot.voice import Voice
+    from bot.wiring import serve
 
     try:
         settings = Settings.from_env()

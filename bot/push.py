@@ -40,7 +40,10 @@ def counts(db: Database, key_prefix: str, channel: str | None = None) -> Counter
 async def push_telegram(config: Config, db: Database, key_prefix: str, rate: float,
                         progress: TextIO = sys.stderr) -> Counter:
     """Delivers the Telegram rows keyed `key_prefix…`; returns the final count per status."""
-    from bot.channels.telegram import CHANNEL, Settings, TelegramTransport, build_application
+    from bot.channels.telegram import CHANNEL
+    from bot.channels.telegram.client import build_application
+    from bot.channels.telegram.outgoing import TelegramTransport
+    from bot.channels.telegram.settings import Settings
     from bot.voice import Voice
 
     settings = Settings.from_env()

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.channels.telegram import CHANNEL, Settings, TelegramChannel
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.settings import Settings
 from bot.core import Assistant
 from bot.delivery import TokenBucket
 from bot.messages import Incoming

@@ -18,7 +18,10 @@ import pytest
 import soundfile
 from sqlalchemy import select
 
-from bot.channels.telegram import CHANNEL, Settings, TelegramChannel, split_text
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.outgoing import split_text
+from bot.channels.telegram.settings import Settings
 from bot.config import PROJECT_ROOT
 from bot.core import Assistant
 from bot.models import OutboxMessage, Request, Resident
