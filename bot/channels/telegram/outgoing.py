@@ -89,7 +89,7 @@ class TelegramTransport:
         payload = row.payload
         audio = None
         if self.voice is not None:
-            from bot.voice import clip_id
+            from bot.voice import clip_id  # bot.voice loads numpy and scipy: only with voice on
 
             source = payload.get("source")
             audio = await self.voice.speak(
