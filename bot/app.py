@@ -8,6 +8,8 @@ from alembic.script import ScriptDirectory
 from bot.config import Config, load_config
 from bot.core import Assistant
 from bot.db import Database, alembic_config, sync_catalogue
+from bot.staff import StaffActions
+from bot.wiring import installed_channels
 
 
 class NotMigrated(Exception):
@@ -25,8 +27,8 @@ def check_migrated(db: Database) -> None:
         )
 
 
-def build(config: Config | None = None, understander=None,
-          queued_channels: frozenset[str] = frozenset()) -> tuple[Config, Database, Assistant]:
+def build(config: Config | None = None,
+          understander=None) -> tuple[Config, Database, Assistant]:
     config = config or load_config()
     db = Database(config.database_url)
     check_migrated(db)
@@ -37,4 +39,9 @@ def build(config: Config | None = None, understander=None,
 
         listener = Recogniser(config)
     return config, db, Assistant(config, db, understander=understander,
-                                 queued_channels=queued_channels, listener=listener)
+                                 channels=installed_channels(), listener=listener)
+
+
+def staff_actions(assistant: Assistant) -> StaffActions:
+    """The staff actions for a command, with the assistant's catalogs and channels."""
+    return StaffActions(assistant.config, assistant.catalogs, assistant.channels)

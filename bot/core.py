@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -15,12 +15,25 @@ from bot import clip_gaps
 from bot import text as textutil
 from bot.config import Config
 from bot.db import Database
-from bot.i18n import Catalogs, Translator
+from bot.i18n import Catalogs
 from bot.keys import seal_message
-from bot.models import NEWS_KINDS, ChannelInbox, OutboxMessage, Resident, Turn, utcnow
-from bot.services import outbox
+from bot.messages import (
+    OUTBOX,
+    Capability,
+    Incoming,
+    Reply,
+    Understanding,
+    reply_from_stored,
+    reply_to_stored,
+    voice_payload,
+)
+from bot.models import NEWS_KINDS, OutboxMessage, Resident, Turn, utcnow
+from bot.services import inbox, outbox
 from bot.services.polls import find_receipt
 from bot.speech import ModelMissing
+from flows import registry
+from flows.context import Context
+from nlu.keywords import EmergencyKeywords
 
 if TYPE_CHECKING:
     from flows.base import Flow
@@ -28,62 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_STORED_TEXT = 4096
-
-
-@dataclass(frozen=True)
-class Button:
-    label: str
-    payload: str
-
-
-@dataclass
-class Reply:
-    """Something the resident is shown. Channels decide how to render it."""
-
-    text: str
-    buttons: list[Button] = field(default_factory=list)
-    request_location: bool = False
-    rtl: bool = False
-    language: str = ""
-    source: str | None = None  # the msgid, when the text is one fixed message (voice clips)
-    secret: bool = False  # a ballot's choice or receipt: not logged, not spoken, not kept
-    # The same text for everyone who gets it (a notice, a poll's results): its audio may be
-    # cached. A fixed message (`source`) is shared too; anything else may quote the resident.
-    shared: bool = False
-
-
-@dataclass
-class Incoming:
-    """One thing a resident did, as a channel saw it.
-
-    kind: "text" (typed text, commands included), "button" (payload of a pressed button),
-    "location" (latitude/longitude), "photo" or "voice" (`media` describes the stored file),
-    "unsupported" (a sticker, video, edited message…: `media` has its "type"), "resume" (the
-    channel reconnected and wants the current step shown again) or "push" (nothing from the
-    resident: the channel asks for news, such as status changes, to be delivered now).
-    """
-
-    channel: str
-    user_id: str
-    kind: str = "text"
-    text: str | None = None
-    payload: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    display_name: str | None = None
-    language_hint: str | None = None
-    media: dict | None = None
-    event_id: int | None = None  # the channel's id of this update (its inbox entry), if any
-
-
-@dataclass
-class Understanding:
-    """What the NLU made of a free-text message."""
-
-    intent: str
-    confidence: float
-    entities: list[dict] = field(default_factory=list)
-    ranking: list[tuple[str, float]] = field(default_factory=list)
 
 
 class Understander(Protocol):
@@ -105,132 +62,6 @@ class Listener(Protocol):
     async def transcribe(self, audio: bytes, language: str) -> Heard: ...
 
 
-class Context:
-    """What a flow step sees and does during one turn."""
-
-    def __init__(
-        self,
-        assistant: Assistant,
-        session: Session,
-        resident: Resident,
-        incoming: Incoming,
-        t: Translator,
-    ):
-        self.assistant = assistant
-        self.config: Config = assistant.config
-        self.session = session
-        self.resident = resident
-        self.incoming = incoming
-        self.t = t
-        self.replies: list[Reply] = []
-        self.understanding: Understanding | None = None
-        # Set by a flow when this turn carries a ballot (a choice, a receipt): what the resident
-        # sent is then not kept in the conversation log (see docs/polls.md).
-        self.secret = False
-
-    # --- state -------------------------------------------------------------------------
-    @property
-    def flow(self) -> str | None:
-        return self.resident.flow
-
-    @property
-    def step(self) -> str | None:
-        return self.resident.step
-
-    @property
-    def slots(self) -> dict:
-        return dict(self.resident.slots or {})
-
-    def set_slots(self, **values: object) -> None:
-        slots = dict(self.resident.slots or {})
-        slots.update(values)
-        self.resident.slots = slots
-
-    def go(self, flow: str, step: str, slots: dict | None = None, show: bool = True) -> None:
-        """Moves to `flow`/`step` (fresh slots when entering another flow) and shows its prompt."""
-        if slots is not None:
-            self.resident.slots = dict(slots)
-        elif flow != self.resident.flow:
-            self.resident.slots = {}
-        self.resident.flow, self.resident.step = flow, step
-        if show:
-            self.show()
-
-    def show(self) -> None:
-        """Shows the prompt of the current step again."""
-        self.assistant.flow(self.resident.flow).prompt(self, self.resident.step)
-
-    def main_menu(self, intro: str | None = None) -> None:
-        if intro:
-            self.say(intro)
-        self.go("menu", "main", slots={})
-
-    def set_language(self, language: str) -> None:
-        self.resident.language = language
-        self.t = self.assistant.catalogs.translator(language)
-
-    # --- output ------------------------------------------------------------------------
-    def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False,
-            secret: bool = False, shared: bool = False):
-        self.replies.append(
-            Reply(
-                text=text,
-                buttons=list(buttons or []),
-                request_location=request_location,
-                rtl=self.t.rtl,
-                language=self.t.language,
-                source=self.t.source_of(text),
-                secret=secret,
-                shared=shared,
-            )
-        )
-
-    def button(self, label: str, payload: str) -> Button:
-        return Button(label, payload)
-
-
-def inbox_claim(session: Session, incoming: Incoming) -> bool:
-    """Marks the update processed in the turn's transaction; False if a turn already did."""
-    result = session.execute(
-        update(ChannelInbox)
-        .where(ChannelInbox.channel == incoming.channel,
-               ChannelInbox.update_id == incoming.event_id,
-               ChannelInbox.processed_at.is_(None))
-        .values(processed_at=utcnow(), payload=None)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:
-        return True
-    exists = session.execute(select(ChannelInbox.update_id).where(
-        ChannelInbox.channel == incoming.channel,
-        ChannelInbox.update_id == incoming.event_id)).first()
-    return exists is None  # not stored at all (no inbox in front of this channel): run it
-
-
-def spoken_text(replies: list[Reply]) -> str:
-    """What a voice note says for a turn: each reply, and the buttons read out with numbers."""
-    parts = []
-    for reply in replies:
-        parts.append(reply.text)
-        parts += [f"{i}. {button.label}." for i, button in enumerate(reply.buttons, start=1)]
-    return "\n".join(parts)
-
-
-def voice_payload(t: Translator, resident: Resident, replies: list[Reply]) -> dict:
-    """An outbox entry for the spoken version of a turn; the note is sent if no voice exists."""
-    return {
-        "voice": True,
-        "text": spoken_text(replies),
-        "language": t.language,
-        "slow": bool(resident.senior_mode),
-        "source": replies[0].source if len(replies) == 1 else None,
-        # Only audio of shared text is cached: a reply quoting a resident's words, address or
-        # request is spoken afresh each time and never written to disk (nothing for /forget).
-        "cache": all(reply.shared or reply.source for reply in replies),
-        "note": t("There is no voice for this language yet, so this answer is in text only."),
-    }
-
-
 class Assistant:
     """Routes each Incoming through commands, buttons and flows, inside one transaction."""
 
@@ -239,25 +70,27 @@ class Assistant:
         config: Config,
         db: Database,
         understander: Understander | None = None,
-        queued_channels: frozenset[str] = frozenset(),
+        channels: Mapping[str, frozenset[str]] | None = None,
         listener: Listener | None = None,
     ):
-        """`queued_channels`: channels whose replies go through the outbox (see bot/delivery.py)
-        instead of being shown by the caller straight away. `listener` transcribes voice notes
-        (bot.speech.Recogniser); without one they are kept for staff only."""
-        from flows import registry
-
+        """`channels`: what each channel carries, by name (bot.channels.base.ChannelRegistry,
+        filled by bot/wiring.py); replies on a channel that carries OUTBOX go through the
+        outbox (see bot/delivery.py) instead of being shown by the caller straight away.
+        `listener` transcribes voice notes (bot.speech.Recogniser); without one they are kept
+        for staff only."""
         self.config = config
         self.db = db
-        self.queued_channels = frozenset(queued_channels)
+        self.channels: Mapping[str, frozenset[str]] = dict(channels or {})
         self.catalogs = Catalogs(config)
         self.understander = understander
         self.listener = listener
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        from nlu.keywords import EmergencyKeywords
-
         self.emergency_keywords = EmergencyKeywords(config)
+
+    def carries(self, channel: str, capability: Capability) -> bool:
+        """Whether `channel` carries `capability` (bot.messages: PHOTO, VOICE, OUTBOX…)."""
+        return capability in self.channels.get(channel, frozenset())
 
     def flow(self, name: str | None) -> Flow:
         return self.flows[name or "menu"]
@@ -318,7 +151,7 @@ class Assistant:
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         with self.db.session() as session:
-            if incoming.event_id is not None and not inbox_claim(session, incoming):
+            if incoming.event_id is not None and not inbox.claim(session, incoming):
                 return []  # this update's turn has already run
             resident = self._find_resident(session, incoming)
             if resident is None:
@@ -349,19 +182,20 @@ class Assistant:
 
             if ctx.resident not in session:  # /forget deleted the resident
                 replies = self._only_last_buttons(ctx.replies)
-                if resident.channel in self.queued_channels:  # their chat is still told so
+                if self.carries(resident.channel, OUTBOX):  # their chat is still told so
                     outbox.enqueue(ctx.session, resident,
-                                   [outbox.reply_payload(r, resident) for r in replies],
+                                   [reply_to_stored(r, senior=bool(resident.senior_mode))
+                                    for r in replies],
                                    erased=True)
                 return replies
             news_from = len(ctx.replies)
-            if resident.channel not in self.queued_channels:
-                ctx.replies += [outbox.payload_reply(row.payload)
+            if not self.carries(resident.channel, OUTBOX):
+                ctx.replies += [reply_from_stored(row.payload)
                                 for row in self._take_outbox(session, resident)]
             self.deliver_notifications(ctx, news_from)
             replies = self._only_last_buttons(ctx.replies)
             self._finish(ctx, turn_in, replies)
-            if resident.channel in self.queued_channels and replies:
+            if self.carries(resident.channel, OUTBOX) and replies:
                 self._queue(ctx, replies)
             return replies
 
@@ -379,9 +213,9 @@ class Assistant:
         kind = "push" if ctx.incoming.kind == "push" else "reply"
         batches: list[tuple[str, list[dict]]] = []
         for reply in replies:
-            payload = outbox.reply_payload(reply, resident)
-            if payload["request_location"]:
-                payload["location_label"] = ctx.t("📍 Share my location")
+            payload = reply_to_stored(reply, senior=bool(resident.senior_mode),
+                                      location_label=ctx.t("📍 Share my location")
+                                      if reply.request_location else None)
             # A secret reply is its own row, of kind "secret": its text is wiped once sent.
             row_kind = "secret" if reply.secret else kind
             if batches and batches[-1][0] == row_kind:
@@ -511,8 +345,7 @@ class Assistant:
             return
         if flow.accepts_text(step):
             # Read against the step first where the flow asks for it (a poll's options)…
-            claims = getattr(flow, "claims_text", None)
-            if claims is not None and claims(ctx, step, cleaned):
+            if flow.claims_text(ctx, step, cleaned):
                 return
             # …then typed text answers the step, unless it clearly means to leave it.
             if self.understander is not None and ctx.resident.language is not None:
@@ -609,7 +442,7 @@ class Assistant:
         if len(ctx.replies) > news_from:
             last = ctx.replies[-1]
             self._show_step_after_news(ctx, [b.payload for b in last.buttons] or None)
-        elif ctx.incoming.kind == "push" and ctx.resident.channel in self.queued_channels:
+        elif ctx.incoming.kind == "push" and self.carries(ctx.resident.channel, OUTBOX):
             sent_last = self._news_sent_last(ctx.session, ctx.resident)
             if sent_last is not None:  # a notice or a poll's results went out meanwhile
                 self._show_step_after_news(ctx, [data for _, data in
@@ -643,7 +476,7 @@ class Assistant:
         so that no version of the row ever held them (PostgreSQL keeps old row versions)."""
         incoming = ctx.incoming
         flow = self.flows.get(ctx.resident.flow or "")
-        private = private or ctx.resident.step in getattr(flow, "private_steps", ())
+        private = private or (flow is not None and ctx.resident.step in flow.private_steps)
         kind = incoming.kind
         stored = cleaned
         if kind == "text" and cleaned.startswith("/"):

@@ -40,7 +40,10 @@ def counts(db: Database, key_prefix: str, channel: str | None = None) -> Counter
 async def push_telegram(config: Config, db: Database, key_prefix: str, rate: float,
                         progress: TextIO = sys.stderr) -> Counter:
     """Delivers the Telegram rows keyed `key_prefix…`; returns the final count per status."""
-    from bot.channels.telegram import CHANNEL, Settings, TelegramTransport, build_application
+    from bot.channels.telegram import CHANNEL
+    from bot.channels.telegram.client import build_application
+    from bot.channels.telegram.outgoing import TelegramTransport
+    from bot.channels.telegram.settings import Settings
     from bot.voice import Voice
 
     settings = Settings.from_env()
@@ -85,8 +88,10 @@ async def _show_steps_again(config: Config, db: Database, sender: Sender, key_pr
     (a push turn: see Assistant.deliver_notifications)."""
     from sqlalchemy import distinct, select
 
-    from bot.core import Assistant, Incoming
+    from bot.core import Assistant
+    from bot.messages import Incoming
     from bot.models import OutboxMessage
+    from bot.wiring import installed_channels
 
     with db.session() as session:
         chats = list(session.execute(
@@ -96,7 +101,7 @@ async def _show_steps_again(config: Config, db: Database, sender: Sender, key_pr
         ).scalars())
     if not chats:
         return
-    assistant = Assistant(config, db, queued_channels=frozenset({channel}))
+    assistant = Assistant(config, db, channels=installed_channels())
     for chat in chats:
         await assistant.handle(Incoming(channel=channel, user_id=chat, kind="push"))
     await _paced(sender, chats, rate)

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from flows.base import Flow
+from flows.commands import Commands
+from flows.context import Host
+from flows.handover import Handover
+from flows.intents import Intents
+from flows.menu import MainMenu
+from flows.myrequests import MyRequests
+from flows.notices import Notices
+from flows.notifications import Notifications
+from flows.onboarding import Onboarding
+from flows.polls import Polls
+from flows.rating import Rating
+from flows.requests import ReportProblem
+from flows.settings import Settings
 
-if TYPE_CHECKING:
-    from bot.core import Assistant
-    from flows.base import Flow
+FLOWS: tuple[type[Flow], ...] = (
+    Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
+    Rating, ReportProblem, Settings,
+)
 
 
-def registry(assistant: Assistant) -> dict[str, Flow]:
-    from flows.commands import Commands
-    from flows.handover import Handover
-    from flows.intents import Intents
-    from flows.menu import MainMenu
-    from flows.myrequests import MyRequests
-    from flows.notices import Notices
-    from flows.notifications import Notifications
-    from flows.onboarding import Onboarding
-    from flows.polls import Polls
-    from flows.rating import Rating
-    from flows.requests import ReportProblem
-    from flows.settings import Settings
-
-    flows = [
-        Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls, Rating,
-        ReportProblem, Settings,
-    ]
-    return {flow.name: flow(assistant) for flow in (cls for cls in flows)}
+def registry(assistant: Host) -> dict[str, Flow]:
+    return {flow.name: flow(assistant) for flow in FLOWS}

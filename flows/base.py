@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.core import Assistant, Context
+from flows.context import Context, Host
 
 
 class Flow(ABC):
@@ -14,8 +12,10 @@ class Flow(ABC):
 
     name = ""
     text_steps: frozenset[str] = frozenset()  # steps where typed text is an answer
+    # Steps whose incoming turn is logged without its text or button (a ballot, an opinion).
+    private_steps: frozenset[str] = frozenset()
 
-    def __init__(self, assistant: Assistant):
+    def __init__(self, assistant: Host):
         self.assistant = assistant
 
     @abstractmethod
@@ -39,6 +39,11 @@ class Flow(ABC):
         else:
             ctx.say(t("That menu has expired. Here is the current step again."))
             ctx.show()
+
+    def claims_text(self, ctx: Context, step: str | None, text: str) -> bool:
+        """Typed text read against the step before the NLU may take it elsewhere (a poll's
+        options); True if the flow has handled it. By default nothing is claimed."""
+        return False
 
     def on_text(self, ctx: Context, step: str | None, text: str) -> None:
         ctx.say(ctx.t("I did not understand that. Please choose one of the numbers below."))

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.i18n import Catalogs, Translator
+from bot.messages import Button, Reply, reply_to_stored
 from bot.models import OutboxMessage, Resident, Turn, utcnow
 from bot.services import outbox
 from flows.base import Flow
@@ -182,5 +183,6 @@ def hand_back(session: Session, catalogs: Catalogs, resident_id: int) -> Residen
 
 
 def _payload(t: Translator, resident: Resident, text: str, buttons: list[list[str]]) -> dict:
-    return {"text": text, "buttons": buttons, "request_location": False, "rtl": t.rtl,
-            "language": t.language, "senior": bool(resident.senior_mode)}
+    reply = Reply(text=text, buttons=[Button(label, data) for label, data in buttons],
+                  rtl=t.rtl, language=t.language)
+    return reply_to_stored(reply, senior=bool(resident.senior_mode))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.core import Understanding
 from bot.i18n import N_
+from bot.messages import Understanding
 from bot.services import polls as poll_service
 from bot.services import requests as request_service
 from bot.text import word_count

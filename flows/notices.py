@@ -7,10 +7,10 @@ results; main → subs (toggle a topic). Drawn in flows/notices.mmd.
 from __future__ import annotations
 
 from bot.i18n import Translator
+from bot.messages import OUTBOX, VOICE, Button, Reply, reply_to_stored, voice_payload
 from bot.models import Notice, Resident
 from bot.services import notices as service
 from flows.base import Flow
-from flows.requests import MEDIA_CHANNELS
 
 MAX_LABEL = 60
 MAX_QUERY = 100
@@ -32,11 +32,10 @@ def untranslated_line(t: Translator, config) -> str:
              language=config.language(config.default_language).native_name)
 
 
-def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> list[dict]:
-    """The message a subscriber gets when the notice is published, in their language."""
-    from bot.core import Button, Reply, voice_payload
-    from bot.services.outbox import reply_payload
-
+def push_payloads(t: Translator, config, resident: Resident, notice: Notice,
+                  carries: frozenset[str]) -> list[dict]:
+    """The message a subscriber gets when the notice is published, in their language;
+    `carries`: what their channel carries (bot.channels.base.ChannelRegistry)."""
     texts, translated = service.text_for(notice, t.language, config.default_language)
     lines = [t("New notice: {title}", title=texts["title"]),
              t("Topic: {topic}", topic=topic_name(t, config, notice.topic))]
@@ -51,11 +50,11 @@ def push_payloads(t: Translator, config, resident: Resident, notice: Notice) -> 
     # buttons there: its numbers are the ones that count. Anywhere else the resident's step is
     # shown again below it (news never takes over the buttons), and a channel that shows the
     # notice at the next turn sets the numbers then.
-    if resident.channel in MEDIA_CHANNELS and (resident.flow or "menu", resident.step or
-                                               "main") == ("menu", "main"):
+    if OUTBOX in carries and (resident.flow or "menu", resident.step or
+                              "main") == ("menu", "main"):
         resident.offered = [button.payload for button in buttons]
-    payloads = [reply_payload(reply, resident)]
-    if resident.voice_on and resident.channel in MEDIA_CHANNELS:
+    payloads = [reply_to_stored(reply, senior=bool(resident.senior_mode))]
+    if resident.voice_on and VOICE in carries:
         payloads.append(voice_payload(t, resident, [reply]))
     return payloads
 

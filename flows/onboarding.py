@@ -7,14 +7,10 @@ straight into a report) instead of being asked for again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.clip_gaps import voice_offered
+from bot.messages import Understanding
 from bot.text import guess_language
 from flows.base import Flow
-
-if TYPE_CHECKING:  # only for the annotation: importing the core would close a circle
-    from bot.core import Understanding
 
 # First words that only open the conversation: after the language, the voice question follows.
 GREETINGS = frozenset({"greet", "thank", "affirm"})

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from bot.i18n import Translator
 from bot.keys import BallotKeys, ballot_keys
+from bot.messages import VOICE, Reply, reply_to_stored, voice_payload
 from bot.models import Poll, Resident
 from bot.services import notices as notice_service
 from bot.services import polls as service
 from flows.base import Flow
 from flows.notices import short
-from flows.requests import MEDIA_CHANNELS
 
 MAX_QUOTES = 2  # per position in the digest of opinions
 MAX_QUOTE = 200
@@ -120,15 +120,13 @@ def results_text(t: Translator, config, outcome: service.Results) -> str:
 
 
 def result_payloads(t: Translator, config, resident: Resident,
-                    outcome: service.Results) -> list[dict]:
-    """What a participant gets at closing, in their language."""
-    from bot.core import Reply, voice_payload
-    from bot.services.outbox import reply_payload
-
+                    outcome: service.Results, carries: frozenset[str]) -> list[dict]:
+    """What a participant gets at closing, in their language; `carries`: what their channel
+    carries (bot.channels.base.ChannelRegistry)."""
     reply = Reply(text=results_text(t, config, outcome), rtl=t.rtl, language=t.language,
                   shared=True)
-    payloads = [reply_payload(reply, resident)]
-    if resident.voice_on and resident.channel in MEDIA_CHANNELS:
+    payloads = [reply_to_stored(reply, senior=bool(resident.senior_mode))]
+    if resident.voice_on and VOICE in carries:
         payloads.append(voice_payload(t, resident, [reply]))
     return payloads
 

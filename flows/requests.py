@@ -7,13 +7,12 @@ The draft lives in the resident's slots; a request row exists only once the resi
 
 from __future__ import annotations
 
+from bot.messages import PHOTO, VOICE
 from bot.services import requests as service
 from flows.base import Flow
 
 MIN_TEXT = 2
 MAX_PHOTOS = 5
-# Channels on which residents can send photos and voice notes, and hear voice replies.
-MEDIA_CHANNELS = frozenset({"telegram", "web"})
 
 
 def find_place(config, text: str) -> str | None:
@@ -66,7 +65,7 @@ class ReportProblem(Flow):
             common = ctx.config.category(slots["category"]).common_problems
             if common:
                 text += "\n" + t("Or choose a common problem by its number.")
-            if ctx.resident.channel in MEDIA_CHANNELS:
+            if ctx.carries(VOICE):
                 text += "\n" + t("You can also send a voice note.")
             buttons = [ctx.button(t.name(names), f"desc:{i}") for i, names in enumerate(common)]
             ctx.say(text, buttons + [ctx.button(t("Describe it yourself"), "desc:own"),
@@ -126,7 +125,7 @@ class ReportProblem(Flow):
 
     def _after_location(self, ctx) -> None:
         has_photo = any(a["kind"] == "photo" for a in ctx.slots.get("attachments", []))
-        if ctx.resident.channel in MEDIA_CHANNELS and not has_photo:
+        if ctx.carries(PHOTO) and not has_photo:
             ctx.go(self.name, "photo")
         else:
             ctx.go(self.name, "confirm")
@@ -234,7 +233,7 @@ class ReportProblem(Flow):
             return
         t = ctx.t
         text = t("Please type the problem in a sentence or two.")
-        if ctx.resident.channel in MEDIA_CHANNELS:
+        if ctx.carries(VOICE):
             text += "\n" + t("You can also send a voice note.")
         ctx.say(text, [self.cancel_button(ctx)])
 

@@ -1,3 +1,7 @@
 """Linli's natural-language understanding: Rasa NLU trained on nlu/<language>.yml."""
 
-import bot  # noqa: F401 - sets the OpenMP wait policy before Rasa loads scikit-learn (bot/__init__.py)
+import os
+
+# As in bot/__init__.py: OpenMP threads wait passively (set before Rasa loads scikit-learn and
+# the sentence encoder, for processes that import nlu first).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

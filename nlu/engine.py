@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from bot.config import PROJECT_ROOT, Config
-from bot.core import Understanding
+from bot.messages import Understanding
 from nlu.keywords import EmergencyKeywords
 
 log = logging.getLogger(__name__)

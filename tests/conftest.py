@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import PROJECT_ROOT, load_config
-from bot.core import Assistant, Incoming, Reply
+from bot.core import Assistant
 from bot.db import Database, sync_catalogue, upgrade
 from bot.i18n import compile_catalogs
+from bot.messages import Incoming, Reply
 from bot.models import Request, Resident
+from bot.wiring import installed_channels
 
 LANGUAGES = ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
 
@@ -71,7 +73,8 @@ def db(config):
 
 @pytest.fixture
 def assistant(config, db) -> Assistant:
-    return Assistant(config, db)
+    """The Assistant as the installation wires it: it knows what each channel carries."""
+    return Assistant(config, db, channels=installed_channels())
 
 
 class Chat:
@@ -197,7 +200,7 @@ def understander():
 
 @pytest.fixture
 def nlu_assistant(config, db, understander) -> Assistant:
-    return Assistant(config, db, understander=understander)
+    return Assistant(config, db, understander=understander, channels=installed_channels())
 
 
 class TerminalSession:

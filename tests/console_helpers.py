@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from bot.console import auth
 from bot.console.app import create_app
-from bot.core import Understanding
+from bot.messages import Understanding
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -18,6 +18,7 @@ from bot.console.models import AuditEntry, LoginAttempt, NluLabel, StaffUser
 from bot.core import Assistant
 from bot.models import Attachment, Request, Resident
 from bot.services import requests as service
+from bot.wiring import installed_channels
 from tests.conftest import Chat, TerminalSession, run_cli
 from tests.console_helpers import (
     PASSWORD,
@@ -399,7 +400,7 @@ def test_the_dashboard_shows_messages_that_did_not_reach_residents(db, config, a
     from bot.models import OutboxMessage
     from bot.services import outbox
 
-    telegram = Assistant(config, db, queued_channels=frozenset({"telegram"}))
+    telegram = Assistant(config, db, channels=installed_channels())
     for user in ("301", "302", "303"):
         Chat(telegram, user, channel="telegram").onboard("zh_Hans")
     with db.session() as session:

@@ -12,8 +12,9 @@ from datetime import datetime
 import pytest
 
 from bot.config import PROJECT_ROOT, ConfigError, Language, load_config
-from bot.core import Assistant, Incoming, Understanding
+from bot.core import Assistant
 from bot.i18n import RLM, Catalogs
+from bot.messages import Incoming, Understanding
 from bot.text import guess_language
 from flows import intents
 from tests.conftest import Chat, TerminalSession, run_cli

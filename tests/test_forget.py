@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from bot.config import PROJECT_ROOT
 from bot.console import nlu_inbox
 from bot.console.models import NluExport, NluLabel, NluRemoval
-from bot.core import Assistant, Incoming
+from bot.core import Assistant
+from bot.messages import Incoming
 from bot.models import Attachment, Request, RequestEvent, Resident, Turn
 from bot.services import requests as service
 from tests.conftest import LANGUAGES, Chat, run_cli

@@ -14,6 +14,7 @@ from bot.config import ConfigError, StaffHours, load_config
 from bot.console.models import AuditEntry
 from bot.core import Assistant
 from bot.models import OutboxMessage, Turn
+from bot.wiring import installed_channels
 from tests.conftest import Chat, TerminalSession
 from tests.console_helpers import StaffClient, UnsureUnderstander, add_staff, console, logged_in
 
@@ -218,7 +219,7 @@ def test_talk_to_human_in_free_text_starts_a_handover_and_messages_skip_the_nlu(
 
 
 def test_a_telegram_resident_s_answer_waits_in_the_outbox_for_linli_serve(app, config, db):
-    assistant = Assistant(config, db, queued_channels=frozenset({"telegram"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     at(assistant, TUESDAY_10AM)
     resident = Chat(assistant, "4242", channel="telegram")
     resident.onboard("ug")

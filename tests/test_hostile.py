@@ -14,10 +14,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.channels.telegram import CHANNEL, Settings, TelegramChannel
-from bot.core import Assistant, Incoming
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.settings import Settings
+from bot.core import Assistant
 from bot.delivery import TokenBucket
+from bot.messages import Incoming
 from bot.models import OutboxMessage, Request, Resident, Turn
+from bot.wiring import installed_channels
 from tests.fake_bot_api import FakeBotAPI
 
 CORPUS = [json.loads(line) for line in
@@ -92,7 +96,7 @@ def _raw_update(item: dict, chat_id: int, language: str) -> dict:
 
 
 def test_every_hostile_input_through_telegram(config, db, fake):
-    assistant = Assistant(config, db, queued_channels=frozenset({CHANNEL}))
+    assistant = Assistant(config, db, channels=installed_channels())
     expected: dict[int, tuple[str, bool, str]] = {}
 
     async def scenario():

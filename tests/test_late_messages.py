@@ -141,13 +141,15 @@ def test_a_notice_pushed_by_linli_mid_confirmation_is_followed_by_the_confirmati
         config, db, env, fake):
     """`linli notices publish` sends the notice, then the step the resident is at."""
     from bot.config import PROJECT_ROOT
-    from bot.core import Assistant, Incoming
+    from bot.core import Assistant
+    from bot.messages import Incoming
     from bot.models import OutboxMessage
     from bot.services import notices as notice_service
+    from bot.wiring import installed_channels
     from tests.conftest import run_cli
 
     chat = 8001
-    assistant = Assistant(config, db, queued_channels=frozenset({"telegram"}))
+    assistant = Assistant(config, db, channels=installed_channels())
 
     def says(text: str) -> None:
         asyncio.run(assistant.handle(Incoming("telegram", str(chat), "text", text=text)))
@@ -186,12 +188,15 @@ def test_a_notice_published_from_the_console_is_followed_by_the_step_in_linli_se
     from bot.i18n import Catalogs
     from bot.services import notices as notice_service
     from bot.specs import load_notice
+    from bot.wiring import installed_channels
     from flows.notices import push_payloads
 
     catalogs = Catalogs(config)
+    channels = installed_channels()
 
     def render(resident, notice):
-        return push_payloads(catalogs.translator(resident.language), config, resident, notice)
+        return push_payloads(catalogs.translator(resident.language), config, resident, notice,
+                             channels[resident.channel])
 
     async def scenario():
         resident = Resident_(fake, db, language="en")

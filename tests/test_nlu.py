@@ -267,7 +267,7 @@ def test_chat_and_emoji_are_not_taken_for_yes_or_no(understander, text):
 
 def test_nlu_test_reports_the_long_and_the_short_sets(understander, monkeypatch, capsys):
     import nlu.engine
-    from bot.cli import cmd_nlu_test
+    from bot.cli.nlu import cmd_nlu_test
     from nlu.evaluate import load_examples
 
     monkeypatch.setattr(nlu.engine, "RasaUnderstander", lambda config: understander)

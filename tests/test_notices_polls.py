@@ -17,8 +17,9 @@ from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import PROJECT_ROOT
-from bot.core import Assistant, Understanding
+from bot.core import Assistant
 from bot.keys import ballot_keys, open_message, seal_message
+from bot.messages import Understanding
 from bot.models import (
     Ballot,
     OutboxMessage,
@@ -31,6 +32,7 @@ from bot.models import (
 from bot.services import notices as notice_service
 from bot.services import outbox
 from bot.specs import SpecError, load_notice, load_poll
+from bot.wiring import installed_channels
 from tests.conftest import Chat, run_cli
 
 EXAMPLES = PROJECT_ROOT / "docs" / "examples"
@@ -321,7 +323,7 @@ def test_a_vote_is_changed_only_with_the_receipt_and_nothing_kept_names_the_choi
 def test_on_telegram_the_receipt_leaves_no_trace_in_the_outbox(config, db, env, tmp_path):
     poll_id = added_id(cli(env, "polls", "add", str(poll_file(tmp_path))))
     cli(env, "polls", "open", str(poll_id))
-    assistant = Assistant(config, db, queued_channels=frozenset({"telegram"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     resident = Chat(assistant, "777", channel="telegram")
     resident.onboard("zh_Hans", voice=True)
     resident.send(f"/start poll_{poll_id}")

@@ -141,7 +141,7 @@ def test_a_resident_comes_back_to_the_step_they_left(chat, assistant):
     resident.press_payload("cat:sanitation")
     import asyncio
 
-    from bot.core import Incoming
+    from bot.messages import Incoming
 
     replies = asyncio.run(assistant.handle(Incoming("terminal", "resume", "resume")))
     assert "Rubbish and cleaning: please describe the problem" in replies[0].text

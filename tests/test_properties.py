@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.core import Assistant, Incoming
+from bot.core import Assistant
+from bot.messages import Incoming
 from bot.models import Request, Resident
+from bot.wiring import installed_channels
 
 TEXTS = st.one_of(
     st.sampled_from(["/start", "/menu", "/cancel", "/help", "/language", "/voice", "/forget",
@@ -43,7 +45,7 @@ _users = itertools.count()
 @given(actions=st.lists(ACTIONS, min_size=1, max_size=15),
        channel=st.sampled_from(["terminal", "telegram"]))
 def test_any_sequence_of_messages_leaves_a_valid_state(config, db, actions, channel):
-    assistant = Assistant(config, db)
+    assistant = Assistant(config, db, channels=installed_channels())
     user = f"p{next(_users)}"
     media = {"kind": "photo", "file_id": "f", "path": None, "mime": "image/jpeg", "size": 1}
 
@@ -104,7 +106,7 @@ def _check_state(assistant: Assistant, db, channel: str, user: str) -> None:
 
 def test_requests_come_only_from_confirmations(config, db):
     """Forged confirmations alone never file a request."""
-    assistant = Assistant(config, db)
+    assistant = Assistant(config, db, channels=installed_channels())
 
     async def run():
         for payload in ["confirm:submit"] * 5:

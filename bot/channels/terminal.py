@@ -9,13 +9,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
-from bot.core import Assistant, Incoming, Reply, voice_payload
 from bot.i18n import RLM
+from bot.messages import Capability, Incoming, Reply, numbered_choices, voice_payload
 from bot.models import Resident
+
+if TYPE_CHECKING:
+    from bot.core import Assistant  # handed in by the wiring, never imported at run time
 
 CHANNEL = "terminal"
 SENIOR_LONG_BLOCK = 6  # lines: after a longer block, a senior resident sees the options again
@@ -39,8 +42,8 @@ def render(replies: list[Reply], senior: bool = False) -> str:
         mark = RLM if reply.rtl else ""
         lines += [mark + line for line in reply.text.splitlines() if line.strip()]
         if reply.buttons:
-            options = [f"{mark}  {number}. {button.label}"
-                       for number, button in enumerate(reply.buttons, start=1)]
+            options = [f"{mark}  {line}"
+                       for line in numbered_choices([b.label for b in reply.buttons])]
             lines += options
             options_end = len(lines)
     if senior and options and len(lines) > SENIOR_LONG_BLOCK and options_end < len(lines):
@@ -119,6 +122,30 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+class TerminalChannel:
+    """One resident's conversation on standard input and output (see `chat`); replies are
+    shown at once, so the outbox is not used: queued news is shown at the next turn."""
+
+    name = CHANNEL
+    carries: frozenset[Capability] = frozenset()
+    transport = None
+
+    def __init__(self, assistant: Assistant, resident_id: str, stdin: TextIO = sys.stdin,
+                 stdout: TextIO = sys.stdout, interactive: bool | None = None,
+                 speaker: Speaker | None = None):
+        self.assistant, self.resident_id = assistant, resident_id
+        self.stdin, self.stdout, self.interactive = stdin, stdout, interactive
+        self.speaker = speaker
+
+    async def start(self) -> None:
+        """Runs the conversation until the end of input."""
+        await chat(self.assistant, self.resident_id, self.stdin, self.stdout, self.interactive,
+                   self.speaker)
+
+    async def stop(self) -> None:
+        """Nothing to stop: the conversation ends with its input."""
 
 
 async def chat(

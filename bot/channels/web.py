@@ -25,6 +25,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, Signer
 from sqlalchemy import select
@@ -47,13 +48,16 @@ from starlette.templating import Jinja2Templates
 
 from bot.config import Config
 from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
-from bot.core import Assistant, Incoming
 from bot.db import Database
 from bot.delivery import Sender
 from bot.i18n import Translator
 from bot.keys import secret_key
+from bot.messages import LOCATION, OUTBOX, PHOTO, VOICE, Capability, Incoming
 from bot.models import OutboxMessage, Resident
 from bot.services import requests as request_service
+
+if TYPE_CHECKING:
+    from bot.core import Assistant  # handed in by the wiring, never imported at run time
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +174,16 @@ class WebChannel:
     name = CHANNEL
     # What a resident can send here, and what the page shows. No reply keyboards: the page's
     # buttons are big already.
-    carries = frozenset({"photo", "voice", "location"})
+    carries: frozenset[Capability] = frozenset({PHOTO, VOICE, LOCATION, OUTBOX})
+    transport: WebTransport  # sends the outbox rows of this channel (bot/delivery.py)
 
     def __init__(self, config: Config, db: Database, assistant: Assistant, voice=None,
                  push_interval: float = 2.0):
-        if CHANNEL not in assistant.queued_channels:
+        if not assistant.carries(CHANNEL, OUTBOX):
             raise ValueError("the assistant must queue the web channel's replies")
         self.config, self.db, self.assistant = config, db, assistant
-        self.sender = Sender(db, WebTransport(self, voice), rate=200.0, chat_rate=20.0,
+        self.transport = WebTransport(self, voice)
+        self.sender = Sender(db, self.transport, rate=200.0, chat_rate=20.0,
                              chat_burst=20.0, data_dir=config.data_dir)
         self.push_interval = push_interval
         self.audio_dir = config.data_dir / "web-voice"

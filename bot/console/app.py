@@ -35,6 +35,8 @@ from bot.db import Database
 from bot.i18n import Catalogs
 from bot.models import Attachment, Department, Request, Resident, Turn, utcnow
 from bot.services import requests as service
+from bot.staff import StaffActions
+from bot.wiring import installed_channels
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -85,6 +87,7 @@ class Console(CommunityPages, AccountPages, ClipPages):
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["urlencode"] = urlencode
         self.catalogs = Catalogs(config)
+        self.actions = StaffActions(config, self.catalogs, installed_channels())
 
     # helpers ------------------------------------------------------------------------------
     def when(self, moment: datetime | None) -> str:
@@ -274,12 +277,11 @@ class Console(CommunityPages, AccountPages, ClipPages):
         t = StaffTranslator(staff.language)
         try:
             with self.db.session() as session:
-                event = service.change_status(
+                event = self.actions.change_status(
                     session, tracking_number, status, actor=f"staff:{staff.name}",
                     note=str(form.get("note", "")) or None,
                     department_id=str(form.get("department", "")) or None,
                     duplicate_of=str(form.get("duplicate_of", "")) or None,
-                    data_dir=self.config.data_dir,
                 )
                 auth.audit(session, staff.name, "request.status", event.request.tracking_number,
                            {"from": event.previous_status, "to": status,

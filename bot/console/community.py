@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.console import auth, charts
 from bot.console.i18n import StaffTranslator
-from bot.keys import ballot_keys
 from bot.models import Notice, OutboxMessage, Poll, Resident, utcnow
 from bot.services import notices as notice_service
 from bot.services import outbox
@@ -64,7 +63,8 @@ def notice_state(notice: Notice, now: datetime) -> str:
 
 
 class CommunityPages:
-    """Notices, consultations and handover; expects Console's render, refuse, db and config."""
+    """Notices, consultations and handover; expects Console's render, refuse, db, config and
+    actions (bot.staff.StaffActions)."""
 
     # shared helpers ----------------------------------------------------------------------
     def _t(self, request: HttpRequest) -> StaffTranslator:
@@ -196,19 +196,12 @@ class CommunityPages:
     def notice_publish(self, request: HttpRequest) -> Response:
         """Publishes and queues the pushes as `linli notices publish` does; the running
         `linli serve` sends the Telegram ones, terminal residents see it at their next turn."""
-        from flows.notices import push_payloads
-
         staff = request.state.staff
         notice_id = request.path_params["item_id"]
         t = self._t(request)
-
-        def render(resident, notice):
-            return push_payloads(self.catalogs.translator(resident.language), self.config,
-                                 resident, notice)
-
         try:
             with self.db.session() as session:
-                _, subscribers, queued = notice_service.publish(session, notice_id, render)
+                _, subscribers, queued = self.actions.publish_notice(session, notice_id)
                 auth.audit(session, staff.name, "notice.publish", f"notice:{notice_id}",
                            {"subscribers": subscribers, "queued": queued})
             request.session["flash"] = t("Published: {queued} of {subscribers} subscriber(s) "
@@ -319,28 +312,20 @@ class CommunityPages:
     def poll_action(self, request: HttpRequest) -> Response:
         """Opens or closes a poll; closing queues the results to participants as
         `linli polls close` does."""
-        from flows.polls import result_payloads
-
         staff = request.state.staff
         poll_id = request.path_params["item_id"]
         t = self._t(request)
         closing = request.url.path.endswith("/close")
-
-        def render(resident, outcome):
-            return result_payloads(self.catalogs.translator(resident.language), self.config,
-                                   resident, outcome)
-
         try:
             with self.db.session() as session:
                 if closing:
-                    _, queued = poll_service.close(session, poll_id, render,
-                                                   ballot_keys(self.config.data_dir))
+                    _, queued = self.actions.close_poll(session, poll_id)
                     auth.audit(session, staff.name, "poll.close", f"poll:{poll_id}",
                                {"queued": queued})
                     flash = t("Closed: results queued for {queued} participant(s).",
                               queued=queued)
                 else:
-                    poll_service.open_poll(session, poll_id)
+                    self.actions.open_poll(session, poll_id)
                     auth.audit(session, staff.name, "poll.open", f"poll:{poll_id}")
                     flash = t("Opened for votes.")
             request.session["flash"] = flash
@@ -387,7 +372,7 @@ class CommunityPages:
         t = self._t(request)
         try:
             def send(session):
-                handover.answer(session, self.catalogs, resident_id, text)
+                self.actions.answer(session, resident_id, text)
                 auth.audit(session, staff.name, "handover.answer", f"resident:{resident_id}",
                            {"characters": len(text.strip())})
 
@@ -403,7 +388,7 @@ class CommunityPages:
         t = self._t(request)
         try:
             def give_back(session):
-                handover.hand_back(session, self.catalogs, resident_id)
+                self.actions.hand_back(session, resident_id)
                 auth.audit(session, staff.name, "handover.hand_back", f"resident:{resident_id}")
 
             self.db.run(give_back)

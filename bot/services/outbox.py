@@ -24,32 +24,6 @@ ERROR_LENGTH = 200
 SCRUBBED = {"text": "", "buttons": [], "scrubbed": True}
 
 
-def reply_payload(reply, resident: Resident) -> dict:
-    """A Reply as stored: what to show, and how (voice, senior mode) as set at that moment."""
-    return {
-        "text": reply.text,
-        "buttons": [[b.label, b.payload] for b in reply.buttons],
-        "request_location": reply.request_location,
-        "rtl": reply.rtl,
-        "language": reply.language,
-        "senior": bool(resident.senior_mode),
-        "source": reply.source,  # a fixed message's msgid (console: clips)
-    }
-
-
-def payload_reply(payload: dict):
-    """The Reply a stored payload describes (for channels that show messages at the next turn)."""
-    from bot.core import Button, Reply
-
-    return Reply(
-        text=payload["text"],
-        buttons=[Button(label, data) for label, data in payload.get("buttons", [])],
-        request_location=payload.get("request_location", False),
-        rtl=payload.get("rtl", False),
-        language=payload.get("language", ""),
-    )
-
-
 def enqueue(
     session: Session,
     resident: Resident,

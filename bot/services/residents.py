@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.models import Attachment, Resident, Turn
+from bot.services import nlu_examples
 from bot.services import requests as request_service
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,10 @@ def forget(session: Session, resident: Resident, data_dir: Path) -> None:
     requests lose description, place, photos and voice notes (open ones when they are finished,
     masked meanwhile), exported NLU examples are taken out of the export records and listed for
     removal from the training files. What stays is detached from the person."""
-    from bot.console import nlu_inbox  # the NLU inbox's tables are the console's
-
     request_service.forget_requests(session, resident, data_dir)
     turns = list(session.execute(select(Turn.id, Turn.kind, Turn.payload)
                                  .where(Turn.resident_id == resident.id)).all())
-    listed = nlu_inbox.forget_exported(session, [turn.id for turn in turns])
+    listed = nlu_examples.forget_exported(session, [turn.id for turn in turns])
     if listed:
         log.warning("a resident erased their data: %d exported NLU example(s) are listed for "
                     "removal on the console's NLU page", listed)

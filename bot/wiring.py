@@ -1,0 +1,72 @@
+"""The process wiring: which channels this installation has (a new channel: one line in
+CHANNELS), and `serve`, which runs them with the staff console.
+
+Every process fills its ChannelRegistry from here (the bot, the staff console, staff commands),
+so a notice published from the console knows that Telegram plays voice notes even though the
+console runs no Telegram channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import TYPE_CHECKING
+
+from bot.channels.base import ChannelRegistry
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.settings import Settings
+from bot.channels.terminal import TerminalChannel
+from bot.channels.web import WebChannel
+from bot.config import Config
+from bot.console.server import serve_console
+from bot.db import Database
+
+if TYPE_CHECKING:
+    from bot.core import Assistant
+
+CHANNELS = (
+    TerminalChannel,
+    TelegramChannel,
+    WebChannel,
+)
+
+
+def installed_channels() -> ChannelRegistry:
+    """What each of this installation's channels carries, by name."""
+    return ChannelRegistry.of(*CHANNELS)
+
+
+async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings | None,
+                voice=None, console: tuple | None = None) -> None:
+    """Runs the Telegram channel (if `settings`), and the staff console with the web chat in
+    front of it (if `console`, as (app, host, port)), until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    # Built inside the running loop: python-telegram-bot's queues belong to it.
+    channels = [TelegramChannel(config, db, assistant, settings, voice=voice)] if settings else []
+    console_task = None
+    if console is not None:
+        app, host, port = console
+        web = WebChannel(config, db, assistant, voice=voice)  # /chat, beside the console
+        channels.append(web)
+        console_task = asyncio.create_task(serve_console(web.wrap(app), host, port, stop))
+    for channel in channels:
+        await channel.start()
+    try:
+        if console_task is not None:
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({console_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            # The web chat's open pages hold their connections: their streams end first, so
+            # that the server can finish.
+            for channel in reversed(channels):
+                await channel.stop()
+            channels = []
+            await console_task  # raises if the port is taken
+        await stop.wait()
+    finally:
+        stop.set()
+        for channel in reversed(channels):
+            await channel.stop()
