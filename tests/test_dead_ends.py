@@ -130,7 +130,7 @@ def test_a_did_you_mean_guess_is_pressed_by_its_number(config, db):
 def test_a_real_low_confidence_guess_is_pressed_by_its_number(nlu_assistant):
     chat = onboarded(nlu_assistant, "unsure", "zh_Hans")
     terminal = TerminalSession(nlu_assistant, "unsure")
-    terminal.send("通知 语音")
+    terminal.send("投票 语音")  # half "polls", half "voice": the model should not be sure
     first = chat.state()[3][0]
     assert first.startswith("intent:"), chat.state()  # the precondition: a did-you-mean
     pressed = terminal.send("1")
