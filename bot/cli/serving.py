@@ -82,7 +82,7 @@ def cmd_serve(args) -> int:
     print(f"staff console on http://{host}:{port}/, the web chat on http://{host}:{port}/chat "
           "(Ctrl-C stops)", file=sys.stderr)
     voice = Voice(config)
-    _warm_up(voice, assistant.listener)  # Telegram and the web chat both speak and listen
+    warming = _warm_up(voice, assistant.listener)  # Telegram and the web chat speak and listen
     try:
         asyncio.run(serve(config, db, assistant, settings, voice=voice,
                           console=(create_app(config, db), host, port)))
@@ -90,6 +90,9 @@ def cmd_serve(args) -> int:
         print(f"linli serve: {exc}", file=sys.stderr)
         return 2
     finally:
+        # A process that leaves while TensorFlow or CTranslate2 is still loading in that thread
+        # aborts in C++ ("terminate called without an active exception"): let it finish.
+        warming.join()
         db.dispose()
     return 0
 
