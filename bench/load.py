@@ -165,6 +165,12 @@ def summary(residents: int, messages: int, seconds: float, latencies: list[float
             problems: list[tuple], process: subprocess.Popen) -> dict:
     for chat, value, problem in problems[:10]:
         print(f"  chat {chat}: {value!r}: {problem}", file=sys.stderr)
+    kinds: dict[str, int] = {}
+    for _, _, problem in problems:
+        kind = problem.split(":")[0] if problem.startswith("unexpected") else problem
+        kinds[kind] = kinds.get(kind, 0) + 1
+    for kind, count in sorted(kinds.items(), key=lambda item: -item[1]):
+        print(f"  {count} × {kind}", file=sys.stderr)
     total = residents * messages
     ordered = sorted(latencies)
 
@@ -262,7 +268,7 @@ async def web_resident(base: str, number: int, language: str, steps, latencies, 
     try:
         await visitor.open()
     except Exception as exc:  # noqa: BLE001
-        problems.extend((number, value, f"could not open the chat: {exc!r}")
+        problems.extend((number, value, f"could not open the chat ({type(exc).__name__})")
                         for _, value in steps)
         return
     # The opening turn's picker came with the page (the stream starts after its id).
