@@ -1,6 +1,8 @@
-"""Load: simulated residents talk to a running `linli serve` through the fake Bot API server.
+"""Load: simulated residents talk to a running `linli serve` through the fake Bot API server,
+or (--channel web) as browser visitors of its web chat.
 
     .venv/bin/python bench/load.py [--residents 1000] [--messages 20] [--profile F] > load.md
+    .venv/bin/python bench/load.py --channel web [--residents 1000] [--messages 20] > load.md
 
 Starts a PostgreSQL server (as the tests do), the fake Telegram Bot API server of tests/, and
 `linli serve` as a subprocess with the real NLU model (train it first: `linli nlu train`).
@@ -13,18 +15,35 @@ reply reaching the server), errors, unanswered messages, and the serving process
 The Bot API's own limit of 30 messages a second per bot is lifted here
 (LINLI_TELEGRAM_RATE=100000): the benchmark measures what Linli can serve, not Telegram.
 The per-chat limit (about one a second, bursts of three) stays.
+
+--channel web: no Telegram; each resident is a browser visitor of /chat with its own cookie
+jar (httpx): GET /chat (cookie, CSRF token, the language picker's turn), then the page's event
+stream /chat/events?after=<last id> held open, as chat.js holds it, and each message a POST
+/chat/send (the form fields and the `x-linli-chat: 1` header the script sends). Latency: from
+the POST being sent to the first new message arriving on that visitor's event stream. The web
+chat's rate limits (30 messages a minute per visitor after a burst of 10, 30 new visitors an
+hour per address: all visitors here come from 127.0.0.1) are raised for the run through a copy
+of config.yml (`web_chat:`, LINLI_CONFIG), as Telegram's 30/s is: the benchmark measures what
+Linli can serve, not its throttles.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
+import resource
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -123,14 +142,7 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     problems: list[tuple] = []
     started = time.monotonic()
 
-    async def progress():
-        while True:
-            await asyncio.sleep(10)
-            done = len(latencies) + len(problems)
-            print(f"  {done}/{residents * messages} messages answered or timed out "
-                  f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    reporter = asyncio.create_task(progress())
+    reporter = asyncio.create_task(progress(latencies, problems, residents * messages, started))
     await asyncio.gather(*(
         resident(fake, 10_000 + i, LANGUAGES[i % 6], script(LANGUAGES[i % 6], messages),
                  waiters, latencies, problems, timeout)
@@ -138,8 +150,27 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     reporter.cancel()
     seconds = time.monotonic() - started
     fake.on_sent = None
+    return summary(residents, messages, seconds, latencies, problems, process)
+
+
+async def progress(latencies: list, problems: list, total: int, started: float) -> None:
+    while True:
+        await asyncio.sleep(10)
+        done = len(latencies) + len(problems)
+        print(f"  {done}/{total} messages answered or timed out "
+              f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+
+def summary(residents: int, messages: int, seconds: float, latencies: list[float],
+            problems: list[tuple], process: subprocess.Popen) -> dict:
     for chat, value, problem in problems[:10]:
         print(f"  chat {chat}: {value!r}: {problem}", file=sys.stderr)
+    kinds: dict[str, int] = {}
+    for _, _, problem in problems:
+        kind = problem.split(":")[0] if problem.startswith("unexpected") else problem
+        kinds[kind] = kinds.get(kind, 0) + 1
+    for kind, count in sorted(kinds.items(), key=lambda item: -item[1]):
+        print(f"  {count} × {kind}", file=sys.stderr)
     total = residents * messages
     ordered = sorted(latencies)
 
@@ -149,19 +180,196 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     return {
         "residents": residents, "messages": total, "seconds": seconds,
         "throughput": total / seconds, "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-        "unanswered": sum(1 for p in problems if p[2] == "no reply"),
+        "unanswered": sum(1 for p in problems if p[2].startswith("no reply")),
         "unexpected": sum(1 for p in problems if p[2].startswith("unexpected")),
+        "refused": sum(1 for p in problems if not p[2].startswith(("no reply", "unexpected"))),
         "peak_mb": rss_peak_mb(process.pid),
     }
 
 
-def run(residents: int, messages: int, timeout: float, profile: str | None = None) -> dict:
+# --- the web chat (--channel web) ---------------------------------------------------------------
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+LAST = re.compile(r'data-last="(\d+)"')
+# Raised for the run (config.yml `web_chat:`): every simulated visitor comes from 127.0.0.1.
+WEB_LIMITS = {"messages_per_minute": 1_000_000, "message_burst": 1_000_000,
+              "new_visitors_per_hour": 1_000_000}
+
+
+class Visitor:
+    """One browser: its cookie jar, the page's CSRF token, and the page's event stream."""
+
+    def __init__(self, base: str, language: str, timeout: float):
+        self.http = httpx.AsyncClient(
+            base_url=base, timeout=httpx.Timeout(timeout, connect=timeout),
+            headers={"accept-language": language.replace("_", "-")})
+        self.token = ""
+        self.last = 0
+        self.arrived: asyncio.Queue = asyncio.Queue()  # (monotonic time, message) from the stream
+        self._reader: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        """GET /chat as a browser does: the cookie, the token, the newcomer's picker turn."""
+        page = await self.http.get("/chat")
+        page.raise_for_status()
+        self.token = CSRF.search(page.text).group(1)
+        self.last = int(LAST.search(page.text).group(1))
+        connected = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._listen(connected))
+        await connected
+
+    async def _listen(self, connected: asyncio.Future) -> None:
+        """The page's EventSource: /chat/events after the last id, each message onto `arrived`;
+        reconnects with Last-Event-ID as a browser does if the stream drops."""
+        while True:
+            try:
+                async with self.http.stream(
+                        "GET", f"/chat/events?after={self.last}",
+                        headers={"accept": "text/event-stream",
+                                 "last-event-id": str(self.last)},
+                        timeout=httpx.Timeout(None, connect=60.0)) as stream:
+                    stream.raise_for_status()
+                    if not connected.done():
+                        connected.set_result(None)
+                    data = []
+                    async for line in stream.aiter_lines():
+                        if line.startswith("data: "):
+                            data.append(line[6:])
+                        elif line.startswith("id: "):
+                            self.last = max(self.last, int(line[4:]))
+                        elif not line and data:
+                            message = json.loads("\n".join(data))
+                            data = []
+                            if "skip" not in message:
+                                self.arrived.put_nowait((time.monotonic(), message))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (a dropped stream: reconnect, as a browser)
+                if not connected.done():
+                    connected.set_exception(exc)
+                    return
+            await asyncio.sleep(2.0)  # the stream's `retry: 2000`
+
+    async def send(self, kind: str, value: str) -> httpx.Response:
+        field = "text" if kind == "text" else "payload"
+        return await self.http.post("/chat/send", data={"csrf_token": self.token, field: value},
+                                    headers={"x-linli-chat": "1"})
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.http.aclose()
+
+
+async def web_resident(base: str, number: int, language: str, steps, latencies, problems,
+                       timeout: float, visitors: list) -> None:
+    visitor = Visitor(base, language, timeout)
+    visitors.append(visitor)
+    try:
+        await visitor.open()
+    except Exception as exc:  # noqa: BLE001
+        problems.extend((number, value, f"could not open the chat ({type(exc).__name__})")
+                        for _, value in steps)
+        return
+    # The opening turn's picker came with the page (the stream starts after its id).
+    for kind, value in steps:
+        while not visitor.arrived.empty():  # the rest of the previous turn's messages
+            visitor.arrived.get_nowait()
+        started = time.monotonic()
+        try:
+            answer = await visitor.send(kind, value)
+        except httpx.HTTPError as exc:
+            problems.append((number, value, f"no reply (POST failed: {type(exc).__name__})"))
+            continue
+        if answer.status_code == 429:
+            problems.append((number, value, "refused (429)"))
+            continue
+        if answer.status_code != 200 or not answer.json().get("ok"):
+            # A failed turn: its apology is in the answer, nothing reaches the stream.
+            problems.append((number, value,
+                             f"unexpected reply: HTTP {answer.status_code} {answer.text[:60]!r}"))
+            continue
+        try:
+            at, message = await asyncio.wait_for(
+                visitor.arrived.get(), max(0.0, timeout - (time.monotonic() - started)))
+        except asyncio.TimeoutError:
+            problems.append((number, value, "no reply"))
+            continue
+        latencies.append(at - started)
+        text = message.get("text") or ""
+        if "expired" in text or "went wrong" in text:
+            problems.append((number, value, f"unexpected reply: {text[:60]!r}"))
+        await asyncio.sleep(THINK)  # the rest of the turn's messages arrive; a person reads
+
+
+async def drive_web(base: str, process: subprocess.Popen, residents: int, messages: int,
+                    timeout: float) -> dict:
+    # Wait until the chat answers (the NLU model loads before the server listens).
+    deadline = time.monotonic() + 300
+    async with httpx.AsyncClient(base_url=base, timeout=10) as probe:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"linli serve exited ({process.returncode})")
+            try:
+                if (await probe.get("/chat")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web chat did not answer within 300 s")
+            await asyncio.sleep(1.0)
+    latencies: list[float] = []
+    problems: list[tuple] = []
+    visitors: list[Visitor] = []
+    started = time.monotonic()
+    reporter = asyncio.create_task(progress(latencies, problems, residents * messages, started))
+    try:
+        await asyncio.gather(*(
+            web_resident(base, i, LANGUAGES[i % 6], script(LANGUAGES[i % 6], messages),
+                         latencies, problems, timeout, visitors)
+            for i in range(residents)))
+    finally:
+        reporter.cancel()
+    seconds = time.monotonic() - started
+    await asyncio.gather(*(visitor.close() for visitor in visitors))
+    return summary(residents, messages, seconds, latencies, problems, process)
+
+
+def web_config(folder: Path) -> Path:
+    """config.yml with the web chat's rate limits raised for the run."""
+    raw = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    raw["web_chat"] = {**(raw.get("web_chat") or {}), **WEB_LIMITS}
+    path = folder / "config.yml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(residents: int, messages: int, timeout: float, profile: str | None = None,
+        channel: str = "telegram") -> dict:
     server = PostgresServer().start()
-    fake = FakeBotAPI().start()
     folder = Path(tempfile.mkdtemp(prefix="linli-load-"))
     env = {**os.environ, "LINLI_DATABASE_URL": server.new_database(),
-           "LINLI_DATA_DIR": str(folder), "LINLI_TELEGRAM_TOKEN": fake.token,
-           "LINLI_TELEGRAM_BASE_URL": fake.root, "LINLI_TELEGRAM_RATE": "100000"}
+           "LINLI_DATA_DIR": str(folder)}
+    fake = None
+    if channel == "telegram":
+        fake = FakeBotAPI().start()
+        env.update({"LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root,
+                    "LINLI_TELEGRAM_RATE": "100000"})
+    else:  # the web chat only, on a free port, its rate limits raised (see the docstring)
+        env.pop("LINLI_TELEGRAM_TOKEN", None)
+        port = free_port()
+        env.update({"LINLI_CONFIG": str(web_config(folder)), "LINLI_CONSOLE_HOST": "127.0.0.1",
+                    "LINLI_CONSOLE_PORT": str(port)})
+        # Every visitor holds two connections (its event stream and its posts), at both ends.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard, max(soft, 4 * residents + 1024))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     linli = [sys.executable, "-m", "bot.cli"]
     subprocess.run([*linli, "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
@@ -172,11 +380,16 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
         process = subprocess.Popen(serve, env=env, cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=log)
         try:
-            result = asyncio.run(drive(fake, process, residents, messages, timeout))
+            if fake is not None:
+                result = asyncio.run(drive(fake, process, residents, messages, timeout))
+            else:
+                result = asyncio.run(drive_web(f"http://127.0.0.1:{port}", process, residents,
+                                               messages, timeout))
         finally:
             process.terminate()
             process.wait(60)
-            fake.stop()
+            if fake is not None:
+                fake.stop()
             server.stop()
     result["log"] = folder / "serve.log"
     return result
@@ -184,13 +397,15 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--channel", choices=("telegram", "web"), default="telegram",
+                        help="telegram: the fake Bot API server; web: browser visitors of /chat")
     parser.add_argument("--residents", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--profile", metavar="FILE",
                         help="run `linli serve` under cProfile, its statistics to FILE")
     args = parser.parse_args()
-    result = run(args.residents, args.messages, args.timeout, args.profile)
+    result = run(args.residents, args.messages, args.timeout, args.profile, args.channel)
     print("| residents | messages | seconds | messages/s | p50 ms | p95 ms | p99 ms | "
           "unanswered | unexpected replies | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -198,6 +413,8 @@ def main() -> None:
     print(f"| {r['residents']} | {r['messages']} | {r['seconds']:.0f} | {r['throughput']:.1f} | "
           f"{r['p50']:.0f} | {r['p95']:.0f} | {r['p99']:.0f} | {r['unanswered']} | "
           f"{r['unexpected']} | {r['peak_mb']:.0f} |")
+    if r["refused"]:
+        print(f"\n{r['refused']} messages refused or not sent (rate limit, chat not opened)")
     print(f"\n(serve's log: {r['log']})", file=sys.stderr)
 
 

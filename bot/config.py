@@ -113,6 +113,15 @@ class ConsoleSettings:
     max_form_bytes: int = 1024 * 1024  # larger request bodies get 413 before they are read
 
 
+@dataclass(frozen=True)
+class WebChatSettings:
+    """The web chat's rate limits (`web_chat` in config.yml), counted in the serving process."""
+
+    messages_per_minute: int = 30  # per visitor, after a burst of message_burst
+    message_burst: int = 10
+    new_visitors_per_hour: int = 30  # per client address: each new visitor is a resident row
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -156,6 +165,7 @@ class Config:
     locales_dir: Path
     voice: VoiceSettings
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    web_chat: WebChatSettings = field(default_factory=WebChatSettings)
     staff_hours: StaffHours = field(default_factory=StaffHours)
     # How residents name a place in a problem report, by language (compiled patterns).
     place_patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
@@ -379,6 +389,24 @@ def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
                            trusted_proxies=tuple(networks), max_form_bytes=max_form)
 
 
+def _web_chat_settings(check: _Checker, raw: Any) -> WebChatSettings:
+    """The `web_chat` section: its rate limits, each a whole number of at least 1."""
+    section = check.mapping({} if raw is None else raw, "web_chat")
+    defaults = WebChatSettings()
+    known = {"messages_per_minute", "message_burst", "new_visitors_per_hour"}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise check.fail(f"web_chat.{unknown[0]}",
+                         f"unknown key (known: {', '.join(sorted(known))})")
+    values = {}
+    for key in sorted(known):
+        value = section.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise check.fail(f"web_chat.{key}", "must be a whole number, at least 1")
+        values[key] = value
+    return WebChatSettings(**values)
+
+
 def find_config_path() -> Path:
     """LINLI_CONFIG, else ./config.yml, else the project's own config.yml."""
     env = os.environ.get("LINLI_CONFIG")
@@ -522,7 +550,7 @@ def load_config(path: Path | None = None) -> Config:
     known = {
         "community", "timezone", "default_language", "languages", "departments",
         "categories", "emergency_numbers", "notice_topics", "voice", "console",
-        "staff_hours", "place_patterns",
+        "web_chat", "staff_hours", "place_patterns",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -543,6 +571,7 @@ def load_config(path: Path | None = None) -> Config:
         locales_dir=locales_dir,
         voice=voice,
         console=_console_settings(check, raw.get("console")),
+        web_chat=_web_chat_settings(check, raw.get("web_chat")),
         staff_hours=_staff_hours(check, raw.get("staff_hours")),
         place_patterns=_place_patterns(check, raw.get("place_patterns"), language_ids),
     )

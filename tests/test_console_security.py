@@ -421,3 +421,9 @@ def test_the_console_keys_are_checked_and_named(tmp_path, env):
         tmp_path, lambda raw: raw["console"].update(max_form_bytes="1MB"))
     assert "console.max_upload: unknown key" in broken(
         tmp_path, lambda raw: raw["console"].update(max_upload=5))
+    assert "web_chat.message_burst: must be a whole number, at least 1" in broken(
+        tmp_path, lambda raw: raw["web_chat"].update(message_burst=0))
+    assert "web_chat.messages_per_minute: must be a whole number" in broken(
+        tmp_path, lambda raw: raw["web_chat"].update(messages_per_minute="30/min"))
+    assert "web_chat.joins_per_minute: unknown key" in broken(
+        tmp_path, lambda raw: raw["web_chat"].update(joins_per_minute=5))

@@ -245,11 +245,13 @@ def test_the_page_colours_meet_wcag_aa_contrast():
     assert "#083d73" in css and contrast("white", "blue") >= 7  # hover is darker still
 
 
-def test_a_visitor_is_rate_limited(app, web, db):
+def test_a_visitor_is_rate_limited(app, web, db, config):
+    burst = config.web_chat.message_burst
+    assert burst == 10  # config.yml's
     visitor = Visitor(app)
     onboard(visitor)  # 2 posts
-    answers = [visitor.post({"text": "1"}).status_code for _ in range(webchat.BURST)]
-    assert answers[: webchat.BURST - 2] == [200] * (webchat.BURST - 2)
+    answers = [visitor.post({"text": "1"}).status_code for _ in range(burst)]
+    assert answers[: burst - 2] == [200] * (burst - 2)
     assert answers[-1] == 429
     refused = visitor.post({"text": "1"})
     assert refused.status_code == 429
@@ -266,6 +268,25 @@ def test_new_visitors_from_one_address_are_limited(app, monkeypatch, web):
     codes = [Visitor(app, ip="10.9.9.9").open().status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert Visitor(app, ip="10.9.9.8").open().status_code == 200
+
+
+def test_the_rate_limits_come_from_config(config, db):
+    """config.yml `web_chat` sets both limits (bench/load.py raises them for its run)."""
+    import dataclasses
+
+    from bot.config import WebChatSettings
+
+    limits = WebChatSettings(messages_per_minute=1, message_burst=3, new_visitors_per_hour=2)
+    changed = dataclasses.replace(config, web_chat=limits)
+    assistant = Assistant(changed, db, queued_channels=frozenset({"web"}))
+    web = WebChannel(changed, db, assistant)
+    app = web.wrap(create_app(changed, db))
+    visitor = Visitor(app, ip="10.7.7.7")
+    visitor.open()
+    assert [visitor.post({"text": "/help"}).status_code for _ in range(4)] == [200] * 3 + [429]
+    assert Visitor(app, ip="10.7.7.7").open().status_code == 200  # the second new visitor
+    assert Visitor(app, ip="10.7.7.7").open().status_code == 429  # the third
+    assert Visitor(app, ip="10.7.7.8").open().status_code == 200
 
 
 def test_catching_up_after_an_id_gives_everything_after_it_in_order(app, web, db):

@@ -69,9 +69,6 @@ COOKIE_SECONDS = 400 * 24 * 3600  # the longest a browser keeps a cookie (Chrome
 MAX_UPLOAD = 20 * 1024 * 1024  # a photo or voice note; the core's "too large" names 20 MB
 MAX_PAYLOAD = 64  # characters of a button's payload (Telegram's callback limit)
 HISTORY = 150  # messages a page shows when it opens
-MESSAGES_PER_MINUTE = 30  # per visitor, after a burst of BURST
-BURST = 10
-NEW_VISITORS_PER_HOUR = 30  # per client address: each new visitor is a resident row
 WAKE_SECONDS = 3.0  # an open page's stream looks at the database at least this often
 KEEPALIVE_SECONDS = 15.0
 SECRET_SHOWN_SECONDS = 600  # a ballot's receipt is kept in memory this long for a reload
@@ -192,8 +189,10 @@ class WebChannel:
         self.signer = Signer(secret, salt="linli web chat visitor")
         self._csrf_key = hashlib.sha256(f"linli web chat csrf:{secret}".encode()).digest()
         self.templates = Jinja2Templates(directory=str(ASSETS / "templates"))
-        self.messages_limit = RateLimit(MESSAGES_PER_MINUTE, BURST)
-        self.visitors_limit = RateLimit(NEW_VISITORS_PER_HOUR / 60.0, NEW_VISITORS_PER_HOUR)
+        limits = config.web_chat  # config.yml `web_chat`
+        self.messages_limit = RateLimit(limits.messages_per_minute, limits.message_burst)
+        self.visitors_limit = RateLimit(limits.new_visitors_per_hour / 60.0,
+                                        limits.new_visitors_per_hour)
         self.joins_limit = RateLimit(JOINS_PER_MINUTE, 5)
         # Codes to continue on another device: in this process's memory (one `linli serve`
         # serves the web chat; a code lost in a restart is simply asked for again).
