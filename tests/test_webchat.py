@@ -278,7 +278,7 @@ def test_the_rate_limits_come_from_config(config, db):
 
     limits = WebChatSettings(messages_per_minute=1, message_burst=3, new_visitors_per_hour=2)
     changed = dataclasses.replace(config, web_chat=limits)
-    assistant = Assistant(changed, db, queued_channels=frozenset({"web"}))
+    assistant = Assistant(changed, db, channels=installed_channels())
     web = WebChannel(changed, db, assistant)
     app = web.wrap(create_app(changed, db))
     visitor = Visitor(app, ip="10.7.7.7")
