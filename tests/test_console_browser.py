@@ -48,18 +48,29 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(app):
-    """The app under uvicorn (serve_console) in a background thread; yields its address."""
+def served(app, *channels):
+    """The app under uvicorn (serve_console) in a background thread; yields its address.
+    `channels` (the web chat) are started in that loop first and stopped before the server,
+    as `linli serve` runs them."""
     port = _free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict = {}
 
+    async def main() -> None:
+        stop = holder["stop"] = asyncio.Event()
+        for channel in channels:
+            await channel.start()
+        serving = asyncio.create_task(serve_console(app, "127.0.0.1", port, stop))
+        started.set()
+        await stop.wait()
+        for channel in reversed(channels):
+            await channel.stop()  # ends open pages' event streams, then the server can finish
+        await serving
+
     def run() -> None:
         asyncio.set_event_loop(loop)
-        holder["stop"] = asyncio.Event()
-        started.set()
-        loop.run_until_complete(serve_console(app, "127.0.0.1", port, holder["stop"]))
+        loop.run_until_complete(main())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -77,7 +88,7 @@ def served(app):
         yield f"http://127.0.0.1:{port}"
     finally:
         loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(15)
+        thread.join(20)
         assert not thread.is_alive(), "the console did not stop"
 
 

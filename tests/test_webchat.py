@@ -9,10 +9,7 @@ import asyncio
 import io
 import json
 import re
-import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -29,7 +26,6 @@ from starlette.testclient import TestClient
 from bot.channels import web as webchat
 from bot.channels.web import COOKIE, WebChannel
 from bot.console.app import create_app
-from bot.console.server import serve_console
 from bot.core import Assistant
 from bot.models import Attachment, OutboxMessage, Request, Resident
 from bot.services import requests as service
@@ -780,44 +776,6 @@ def test_outbox_rows_of_web_are_only_sent_by_the_web_sender(app, web, db):
 # run once, on SQLite: the HTTP tests above cover both databases.
 
 
-@contextmanager
-def chat_served(web: WebChannel, app):
-    """The console with the web chat under uvicorn in a thread, its channel started there
-    (sending loop, staff news), as `linli serve` runs them; yields the address."""
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    holder: dict = {}
-    ready_event = threading.Event()
-
-    async def main() -> None:
-        stop = holder["stop"] = asyncio.Event()
-        await web.start()
-        serving = asyncio.create_task(serve_console(app, "127.0.0.1", port, stop))
-        ready_event.set()
-        await stop.wait()
-        await web.stop()  # ends the pages' event streams, as `linli serve` does, then the server
-        await serving
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    thread.start()
-    ready_event.wait(10)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(20)
-        assert not thread.is_alive(), "the server did not stop"
-
-
 @pytest.fixture
 def chromium(tmp_path):
     """Headless Chromium as the console's tests start it, with a phone's screen."""
@@ -890,7 +848,7 @@ def test_browser_report_with_photo_and_location_then_staff_news_live_and_rating(
         config, db, web, app, chromium, tmp_path):
     browser = chromium
     phone(browser)
-    with chat_served(web, app) as base:
+    with served(app, web) as base:
         browser.get(base + "/chat?lang=en")
         browser.execute_cdp_cmd("Browser.grantPermissions", {
             "origin": base, "permissions": ["geolocation"]})
@@ -943,7 +901,7 @@ def test_browser_each_language_first_screen_uyghur_right_to_left_and_page_weight
         config, db, web, app, chromium):
     browser = chromium
     phone(browser)
-    with chat_served(web, app) as base:
+    with served(app, web) as base:
         browser.get(base + "/chat/poster?lang=bo")
         WebDriverWait(browser, 10).until(lambda d: d.execute_script(
             "const i = document.querySelector('.poster-code'); return i.complete && "
@@ -989,7 +947,7 @@ def test_browser_each_language_first_screen_uyghur_right_to_left_and_page_weight
 def test_browser_a_reload_mid_report_resumes_the_step(config, db, web, app, chromium):
     browser = chromium
     phone(browser)
-    with chat_served(web, app) as base:
+    with served(app, web) as base:
         browser.get(base + "/chat?lang=en")
         press(browser, "lang:en")
         press(browser, "voice:off")
@@ -1020,7 +978,7 @@ def test_browser_voice_replies_play_with_a_big_replay_button(config, db, chromiu
     app = web.wrap(create_app(config, db))
     browser = chromium
     phone(browser)
-    with chat_served(web, app) as base:
+    with served(app, web) as base:
         browser.get(base + "/chat?lang=en")
         press(browser, "lang:en")
         press(browser, "voice:on")
