@@ -47,7 +47,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from bot.config import Config
-from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
+from bot.console.asgi import BodyLimit, SecureCookies, SecurityHeaders, TrustedProxies
 from bot.db import Database
 from bot.delivery import Sender
 from bot.i18n import Translator
@@ -252,7 +252,9 @@ class WebChannel:
         return Starlette(routes=routes, middleware=[
             Middleware(TrustedProxies, proxies=console.trusted_proxies),
             Middleware(BodyLimit, limit=MAX_UPLOAD + 64 * 1024),
-            Middleware(_SecurityHeaders),
+            # Pages not cached; the browser may ask for the place, camera and microphone.
+            Middleware(SecurityHeaders, csp=CSP,
+                       permissions="geolocation=(self), camera=(self), microphone=(self)"),
             Middleware(SecureCookies, always=console.secure_cookie),
         ])
 
@@ -788,35 +790,3 @@ class _CachedStatic:
             await send(message)
 
         await self.app(scope, receive, with_cache)
-
-
-class _SecurityHeaders:
-    """Only our own scripts, styles and fonts (no inline code), no framing, no sniffing; the
-    pages are not cached, and the browser may ask for the place, camera and microphone."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = {
-                    b"content-security-policy": CSP.encode(),
-                    b"x-frame-options": b"DENY",
-                    b"x-content-type-options": b"nosniff",
-                    b"referrer-policy": b"same-origin",
-                    b"permissions-policy": b"geolocation=(self), camera=(self), "
-                                           b"microphone=(self)",
-                    b"cache-control": b"no-store",
-                }
-                headers += [(k, v) for k, v in extra.items() if k not in names]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)

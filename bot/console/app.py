@@ -25,7 +25,7 @@ from starlette.templating import Jinja2Templates
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.accounts import AccountPages
-from bot.console.asgi import BodyLimit, SecureCookies, TrustedProxies
+from bot.console.asgi import BodyLimit, SecureCookies, SecurityHeaders, TrustedProxies
 from bot.console.clips import ClipPages
 from bot.console.community import CommunityPages
 from bot.console.i18n import StaffTranslator
@@ -696,39 +696,6 @@ def _guess_mime(path: Path) -> str:
                                                             "application/octet-stream")
 
 
-class SecurityHeaders:
-    """No framing, no sniffing, only our own scripts and styles, nothing cached."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = {
-                    b"x-frame-options": b"DENY",
-                    b"x-content-type-options": b"nosniff",
-                    b"referrer-policy": b"same-origin",
-                    b"content-security-policy": (
-                        b"default-src 'self'; img-src 'self' data:; media-src 'self'; "
-                        b"style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
-                        b"form-action 'self'; base-uri 'none'"),
-                }
-                if not scope["path"].startswith("/static/"):
-                    extra[b"cache-control"] = b"no-store"
-                headers += [(k, v) for k, v in extra.items() if k not in names]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def create_app(config: Config, db: Database) -> Starlette:
     """The console and the Open311 API as one ASGI app (serve it with serve_console)."""
     from bot.console.open311 import open311_app
@@ -744,7 +711,10 @@ def create_app(config: Config, db: Database) -> Starlette:
     app = Starlette(routes=routes, middleware=[
         Middleware(TrustedProxies, proxies=config.console.trusted_proxies),
         Middleware(BodyLimit, limit=config.console.max_form_bytes),
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, csp=(
+            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+            cached_prefix="/static/"),
         Middleware(SecureCookies, always=config.console.secure_cookie),
         Middleware(SessionMiddleware, secret_key=auth.secret_key(config.data_dir),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600,

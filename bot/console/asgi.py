@@ -148,3 +148,40 @@ class SecureCookies:
             await send(message)
 
         await self.app(scope, receive, secure_send)
+
+
+class SecurityHeaders:
+    """No framing, no sniffing, only our own sources (`csp`), nothing cached but what is under
+    `cached_prefix` (static files), and the browser features in `permissions`: the staff
+    console's and the web chat's responses."""
+
+    def __init__(self, app, csp: str, permissions: str | None = None,
+                 cached_prefix: str | None = None):
+        self.app = app
+        self.headers = {
+            b"x-frame-options": b"DENY",
+            b"x-content-type-options": b"nosniff",
+            b"referrer-policy": b"same-origin",
+            b"content-security-policy": csp.encode(),
+        }
+        if permissions:
+            self.headers[b"permissions-policy"] = permissions.encode()
+        self.cached_prefix = cached_prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = dict(self.headers)
+        if not (self.cached_prefix and scope["path"].startswith(self.cached_prefix)):
+            extra[b"cache-control"] = b"no-store"
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in extra.items() if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
