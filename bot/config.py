@@ -76,6 +76,24 @@ class Category:
 
 
 @dataclass(frozen=True)
+class Building:
+    """A building residents name by its number ("5号楼", "building 5", "5-р байр"): `key` is that
+    number as bot.places.building_key folds it; coordinates place it for distances."""
+    key: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """网格: a few buildings and the grid worker(s) (staff account names) who know them."""
+    id: str
+    names: dict[str, str]
+    workers: tuple[str, ...]
+    buildings: tuple[Building, ...]
+
+
+@dataclass(frozen=True)
 class Topic:
     id: str
     names: dict[str, str]
@@ -169,6 +187,7 @@ class Config:
     staff_hours: StaffHours = field(default_factory=StaffHours)
     # How residents name a place in a problem report, by language (compiled patterns).
     place_patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
+    grids: tuple[Grid, ...] = ()
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -191,6 +210,23 @@ class Config:
             if dep.id == department_id:
                 return dep
         raise KeyError(department_id)
+
+    def grid(self, grid_id: str) -> Grid:
+        for grid in self.grids:
+            if grid.id == grid_id:
+                return grid
+        raise KeyError(grid_id)
+
+    def building(self, key: str) -> tuple[Grid, Building] | None:
+        """The grid a building (a bot.places.building_key) belongs to, and the building."""
+        for grid in self.grids:
+            for building in grid.buildings:
+                if building.key == key:
+                    return grid, building
+        return None
+
+    def grids_of_worker(self, staff_name: str) -> tuple[Grid, ...]:
+        return tuple(g for g in self.grids if staff_name in g.workers)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -348,6 +384,48 @@ def _place_patterns(check: _Checker, raw: Any,
                 raise check.fail(key, f"not a regular expression: {exc}") from None
         patterns[lang] = tuple(compiled)
     return patterns
+
+
+def _coordinate(check: _Checker, value: Any, key: str, limit: float) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or abs(value) > limit:
+        raise check.fail(key, f"must be a number between -{limit:g} and {limit:g}")
+    return float(value)
+
+
+def _grids(check: _Checker, raw: dict, languages: tuple[str, ...]) -> tuple[Grid, ...]:
+    """`grids`: each with a name, its grid workers (staff names) and its buildings, each building
+    a number (or short label) with optional `lat`/`lon`. A building belongs to one grid."""
+    from bot.places import building_key
+
+    grids = []
+    owner: dict[str, str] = {}
+    for key, item, grid_id, names in _named_items(check, raw, "grids", languages):
+        workers = tuple(check.text(w, f"{key}.workers[{j}]")
+                        for j, w in enumerate(check.sequence(item.get("workers") or [],
+                                                             f"{key}.workers")))
+        buildings = []
+        for j, b in enumerate(check.sequence(item.get("buildings"), f"{key}.buildings")):
+            bkey = f"{key}.buildings[{j}]"
+            if isinstance(b, (str, int)) and not isinstance(b, bool):
+                b = {"number": b}
+            b = check.mapping(b, bkey)
+            label = b.get("number")
+            if not isinstance(label, (str, int)) or isinstance(label, bool) or not str(label):
+                raise check.fail(f"{bkey}.number", "a building number or short label is needed")
+            folded = building_key(str(label))
+            if folded in owner:
+                raise check.fail(f"{bkey}.number",
+                                 f"building {label!r} is already in grid {owner[folded]!r}")
+            owner[folded] = grid_id
+            lat = _coordinate(check, b.get("lat"), f"{bkey}.lat", 90)
+            lon = _coordinate(check, b.get("lon"), f"{bkey}.lon", 180)
+            if (lat is None) != (lon is None):
+                raise check.fail(bkey, "give both lat and lon, or neither")
+            buildings.append(Building(folded, lat, lon))
+        grids.append(Grid(grid_id, names, workers, tuple(buildings)))
+    return tuple(grids)
 
 
 def _console_settings(check: _Checker, raw: Any) -> ConsoleSettings:
@@ -550,7 +628,7 @@ def load_config(path: Path | None = None) -> Config:
     known = {
         "community", "timezone", "default_language", "languages", "departments",
         "categories", "emergency_numbers", "notice_topics", "voice", "console",
-        "web_chat", "staff_hours", "place_patterns",
+        "web_chat", "staff_hours", "place_patterns", "grids",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -574,4 +652,5 @@ def load_config(path: Path | None = None) -> Config:
         web_chat=_web_chat_settings(check, raw.get("web_chat")),
         staff_hours=_staff_hours(check, raw.get("staff_hours")),
         place_patterns=_place_patterns(check, raw.get("place_patterns"), language_ids),
+        grids=_grids(check, raw, language_ids) if raw.get("grids") else (),
     )

@@ -11,8 +11,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.channels.terminal import CHANNEL
+from bot.config import Config
 from bot.db import Database
 from bot.models import Request, Resident, Turn, utcnow
+from bot.places import grid_for
 from bot.services import requests as service
 
 # (terminal id, language, address, [(category, description, location, age in hours, statuses)])
@@ -73,8 +75,9 @@ DEMO_TURNS = [
 DEMO_STAFF = "demo"
 
 
-def seed(db: Database) -> bool:
-    """Creates the demo data once; returns False when it was already there."""
+def seed(db: Database, config: Config | None = None) -> bool:
+    """Creates the demo data once; returns False when it was already there. With the
+    community's config, each request is put in the grid of its place (bot.places)."""
     with db.session() as session:
         exists = session.execute(
             select(Resident.id).where(Resident.channel == CHANNEL, Resident.channel_user_id == "wang")
@@ -82,14 +85,17 @@ def seed(db: Database) -> bool:
         if exists:
             return False
         session.add(Resident(channel=CHANNEL, channel_user_id=NEWCOMER[0], address=NEWCOMER[1],
-                             slots={}, offered=[]))
+                             building=NEWCOMER[1], slots={}, offered=[]))
         for user_id, language, address, requests in DEMO_RESIDENTS:
             resident = Resident(channel=CHANNEL, channel_user_id=user_id, language=language,
-                                address=address, flow="menu", step="main", slots={}, offered=[])
+                                address=address, building=address, flow="menu", step="main",
+                                slots={}, offered=[])
             session.add(resident)
             session.flush()
             for category, description, location, age_hours, statuses in requests:
-                draft = service.Draft(category, description, location)
+                grid = grid_for(config, place=location, home=address) if config else None
+                draft = service.Draft(category, description, location,
+                                      grid_id=grid.id if grid else None)
                 request = service.submit(session, resident, draft, CHANNEL)
                 for status in statuses:
                     if status.startswith("rated:"):

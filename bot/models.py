@@ -123,6 +123,7 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_resident_created", "resident_id", "created_at"),
         Index("ix_requests_status", "status"),
+        Index("ix_requests_grid_status", "grid_id", "status"),
     )
 
     id = Column(Integer, primary_key=True)
@@ -130,6 +131,7 @@ class Request(Base):
     resident_id = Column(Integer, ForeignKey("residents.id", ondelete="SET NULL"))
     category_id = Column(String(48), ForeignKey("categories.id"), nullable=False)
     department_id = Column(String(48), ForeignKey("departments.id"), nullable=False)
+    grid_id = Column(String(48))  # config.yml's grids; None when its place is in none of them
     description = Column(Text, nullable=False)
     location_text = Column(Text)
     latitude = Column(Float)

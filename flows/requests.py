@@ -7,22 +7,15 @@ The draft lives in the resident's slots; a request row exists only once the resi
 
 from __future__ import annotations
 
+import dataclasses
+
 from bot.messages import PHOTO, VOICE
+from bot.places import find_place, grid_for
 from bot.services import requests as service
 from flows.base import Flow
 
 MIN_TEXT = 2
 MAX_PHOTOS = 5
-
-
-def find_place(config, text: str) -> str | None:
-    """The first place `text` names by one of config.yml's place_patterns (any language)."""
-    for patterns in config.place_patterns.values():
-        for pattern in patterns:
-            match = pattern.search(text)
-            if match:
-                return match.group(0).strip()
-    return None
 
 
 class ReportProblem(Flow):
@@ -261,6 +254,9 @@ class ReportProblem(Flow):
             longitude=slots.get("longitude"),
             attachments=tuple(slots.get("attachments", [])),
         )
+        grid = grid_for(ctx.config, place=draft.location_text, latitude=draft.latitude,
+                        longitude=draft.longitude, home=ctx.resident.building)
+        draft = dataclasses.replace(draft, grid_id=grid.id if grid else None)
         request = service.submit(ctx.session, ctx.resident, draft, ctx.incoming.channel)
         department = ctx.config.department(request.department_id)
         ctx.main_menu(

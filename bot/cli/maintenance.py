@@ -24,7 +24,7 @@ def cmd_demo_seed(args) -> int:
     from bot.demo import seed, seed_staff
 
     config, db, _ = build()
-    created = seed(db)
+    created = seed(db, config)
     name, password = seed_staff(db, config.data_dir)
     db.dispose()
     print("demo community seeded" if created else "demo community already seeded",

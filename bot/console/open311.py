@@ -24,6 +24,7 @@ from bot.config import Config
 from bot.console.auth import audit
 from bot.db import Database
 from bot.models import Request, Resident, utcnow
+from bot.places import grid_for
 from bot.services import requests as service
 from bot.text import clean
 
@@ -212,8 +213,10 @@ class Open311:
                                         language=self.language, slots={}, offered=[])
                     session.add(resident)
                     session.flush()
+                grid = grid_for(self.config, place=address, latitude=lat, longitude=lon)
                 filed = service.submit(session, resident, service.Draft(
-                    code, description, address or None, lat, lon), CHANNEL)
+                    code, description, address or None, lat, lon,
+                    grid_id=grid.id if grid else None), CHANNEL)
                 audit(session, f"open311:{digest}", "request.filed", filed.tracking_number,
                       {"service_code": code})
                 number = filed.tracking_number

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bot.keys import BallotKeys
 from bot.models import Ballot, Poll, PollOpinion, PollVoter, Resident, utcnow
+from bot.places import building_key
 from bot.services import outbox
 from bot.specs import PollSpec
 
@@ -72,18 +73,6 @@ class ChangeNotAllowed(PollError):
 
 
 # --- who may vote --------------------------------------------------------------------------
-
-def building_key(text: str | None) -> str:
-    """A building or area as compared: its first number if it has one ("5号楼" → "5",
-    "Building 05" → "5"), else its folded text."""
-    if not text:
-        return ""
-    folded = unicodedata.normalize("NFKC", text).casefold().strip()
-    digits = re.search(r"\d+", folded)
-    if digits:
-        return str(int(digits.group()))
-    return " ".join(folded.split())
-
 
 def is_eligible(poll: Poll, resident: Resident) -> bool:
     if not poll.buildings:

@@ -69,6 +69,8 @@ class Draft:
     longitude: float | None = None
     # Photos and a voice note: dicts with kind, file_id, path, mime, size, duration.
     attachments: tuple[dict, ...] = ()
+    # The grid (网格) of its place, by bot.places.grid_for; None outside every listed grid.
+    grid_id: str | None = None
 
 
 def _new_tracking_number(session: Session) -> str:
@@ -107,6 +109,7 @@ def submit(session: Session, resident: Resident, draft: Draft, channel: str) -> 
         resident_id=resident.id,
         category_id=category.id,
         department_id=category.department_id,
+        grid_id=draft.grid_id,
         description=description,
         location_text=(draft.location_text or "")[:MAX_LOCATION] or None,
         latitude=draft.latitude,
