@@ -196,7 +196,15 @@ class TunedLogisticRegressionClassifier(LogisticRegressionClassifier):
                 skops.dump(self.encoder_clf, folder / f"{self._resource.name}.encoder.skops")
         return self._resource
 
+    def _coefficients_for_sparse_input(self) -> None:
+        """Stores the n-gram model's weights column-major. scikit-learn multiplies the sparse
+        counts by `coef_.T`, and scipy copies that into row-major order first unless it already
+        is: a 1.4 ms copy of the whole weight matrix at every parse (docs/benchmarks.md)."""
+        if hasattr(self.clf, "coef_") and not self.clf.coef_.flags.f_contiguous:
+            self.clf.coef_ = np.asfortranarray(self.clf.coef_)
+
     def process(self, messages: list[Message]) -> list[Message]:
+        self._coefficients_for_sparse_input()
         probabilities = self.clf.predict_proba(self._create_X(messages))
         embeddings = self._embeddings(messages) if self.encoder_trained else None
         if embeddings is not None:
