@@ -1,13 +1,20 @@
-"""Helpers for the staff console's tests: accounts, a logged-in HTTP client, a stub NLU."""
+"""Helpers for the staff console's tests: accounts, a logged-in HTTP client, a stub NLU, and
+the app under the real uvicorn in a background thread."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
 
 from starlette.testclient import TestClient
 
 from bot.console import auth
 from bot.console.app import create_app
+from bot.console.server import serve_console
 from bot.messages import Understanding
 
 PASSWORD = "correct horse battery"
@@ -70,3 +77,54 @@ class UnsureUnderstander:
     async def parse(self, text: str, language: str | None) -> Understanding:
         intent, confidence = self.known.get(text, ("nlu_fallback", 0.31))
         return Understanding(intent, confidence, [], [(intent, confidence)])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(app, *channels):
+    """The app under uvicorn (serve_console) in a background thread; yields its address.
+    `channels` (the web chat) are started in that loop first and stopped before the server,
+    as `linli serve` runs them."""
+    port = _free_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict = {}
+
+    async def main() -> None:
+        stop = holder["stop"] = asyncio.Event()
+        for channel in channels:
+            await channel.start()
+        serving = asyncio.create_task(serve_console(app, "127.0.0.1", port, stop))
+        started.set()
+        await stop.wait()
+        for channel in reversed(channels):
+            await channel.stop()  # ends open pages' event streams, then the server can finish
+        await serving
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(10)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(20)
+        assert not thread.is_alive(), "the console did not stop"

@@ -3,12 +3,7 @@ uvicorn on a free port, with the resident on the real terminal channel."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,12 +18,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from bot.config import PROJECT_ROOT
-from bot.console.server import serve_console
 from bot.core import Assistant
 from bot.models import Turn
 from bot.services import requests as service
 from tests.conftest import Chat, TerminalSession
-from tests.console_helpers import PASSWORD, UnsureUnderstander, add_staff, console
+from tests.console_helpers import PASSWORD, UnsureUnderstander, add_staff, console, served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -39,57 +33,6 @@ ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts"
 
 # Chromium runs on SQLite only: the HTTP tests cover every page on PostgreSQL too.
 pytestmark = pytest.mark.parametrize("env", ["sqlite"], indirect=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def served(app, *channels):
-    """The app under uvicorn (serve_console) in a background thread; yields its address.
-    `channels` (the web chat) are started in that loop first and stopped before the server,
-    as `linli serve` runs them."""
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict = {}
-
-    async def main() -> None:
-        stop = holder["stop"] = asyncio.Event()
-        for channel in channels:
-            await channel.start()
-        serving = asyncio.create_task(serve_console(app, "127.0.0.1", port, stop))
-        started.set()
-        await stop.wait()
-        for channel in reversed(channels):
-            await channel.stop()  # ends open pages' event streams, then the server can finish
-        await serving
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(20)
-        assert not thread.is_alive(), "the console did not stop"
 
 
 @pytest.fixture

@@ -3,13 +3,10 @@ hostile Open311 text, what viewers see of phones and addresses, and staff accoun
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import socket
-import threading
 import time
-from contextlib import contextmanager
 from ipaddress import ip_network
 
 import httpx
@@ -20,10 +17,9 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bot.console.models import LoginAttempt
-from bot.console.server import serve_console
 from bot.models import Request
 from tests.conftest import Chat
-from tests.console_helpers import CSRF, PASSWORD, StaffClient, add_staff, console, logged_in
+from tests.console_helpers import CSRF, PASSWORD, StaffClient, add_staff, console, logged_in, served
 
 OPEN311_KEY = "city-key-0123456789"
 
@@ -40,41 +36,6 @@ def _with_console(config, **changes):
     return dataclasses.replace(config, console=dataclasses.replace(config.console, **changes))
 
 
-@contextmanager
-def served(app):
-    """The app under the real uvicorn (serve_console) in a background thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        holder["stop"] = asyncio.Event()
-        started.set()
-        loop.run_until_complete(serve_console(app, "127.0.0.1", port, holder["stop"]))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(15)
-
-
 def _http_login(http: httpx.Client, name: str, password: str, forwarded: str | None = None):
     """Logs in over real HTTP as a browser would (the login page first, for its token)."""
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
@@ -86,8 +47,8 @@ def _http_login(http: httpx.Client, name: str, password: str, forwarded: str | N
 
 # --- 1. login throttling and forwarded headers -----------------------------------------------
 def test_a_forged_forwarded_for_does_not_dodge_login_throttling(config, staffed):
-    with served(console(config, staffed)) as port, \
-            httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+    with served(console(config, staffed)) as address, \
+            httpx.Client(base_url=address) as http:
         for i in range(12):
             wrong = _http_login(http, "sam", "wrong password!", forwarded=f"203.0.113.{i}")
             assert wrong.status_code in (401, 429)
@@ -100,8 +61,8 @@ def test_a_forged_forwarded_for_does_not_dodge_login_throttling(config, staffed)
 
 def test_forwarded_headers_count_only_from_a_trusted_proxy_and_only_its_own_hop(config, staffed):
     behind = _with_console(config, trusted_proxies=(ip_network("127.0.0.1/32"),))
-    with served(console(behind, staffed)) as port, \
-            httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+    with served(console(behind, staffed)) as address, \
+            httpx.Client(base_url=address) as http:
         # The proxy appends the real client (192.0.2.50); the client forged the hops before.
         for i in range(6):
             _http_login(http, "sam", "wrong password!", forwarded=f"203.0.113.{i}, 192.0.2.50")
@@ -151,7 +112,8 @@ def _raw_response(sock: socket.socket, wait: float) -> bytes:
 def test_oversized_bodies_get_413_before_they_are_read(config, staffed, path):
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n")
-    with served(console(config, staffed)) as port:
+    with served(console(config, staffed)) as address:
+        port = int(address.rsplit(":", 1)[1])
         # A 100 MB Content-Length: refused on the headers alone, nothing of it is sent.
         with socket.create_connection(("127.0.0.1", port)) as sock:
             started = time.monotonic()
@@ -173,7 +135,7 @@ def test_oversized_bodies_get_413_before_they_are_read(config, staffed, path):
             answer = _raw_response(sock, 5)
             assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
         # An ordinary form still works.
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        with httpx.Client(base_url=address) as http:
             assert _http_login(http, "sam", PASSWORD).status_code == 303
 
 
