@@ -284,3 +284,61 @@ def test_the_figures_are_worked_out_again_once_their_time_is_up(config, db, assi
     assert month_row(after.json(), month, "east")["by_category"]["sanitation"] == "<5"
     with db.session() as session:
         assert session.execute(select(Request.grid_id)).scalar_one() == "east"
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.slow_e2e
+def test_browser_the_uyghur_page_reads_right_to_left_with_its_font_and_a_small_cell(
+        config, db, assistant, app, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_console_browser import CHROMEDRIVER, CHROMIUM, FLAGS, screenshot, served
+
+    month, when = last_month(config)
+    ayshe = Chat(assistant, "ayshe")
+    ayshe.onboard("ug")
+    move_back(db, [ayshe.file_request("facility_repair", TYPED[0], "5-بىنا")], when)
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=412,915")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        with served(app) as base:
+            driver.get(base + "/open?lang=ug")
+            where = (f'table[data-month="{month}"] tr[data-grid="west"] '
+                     'td[data-category="facility_repair"]')
+            cell = WebDriverWait(driver, 10).until(ready.presence_of_element_located((
+                By.CSS_SELECTOR, where)))
+            assert cell.text == "<5"
+            html = driver.find_element(By.TAG_NAME, "html")
+            assert (html.get_attribute("dir"), html.get_attribute("lang")) == ("rtl", "ug")
+            assert driver.execute_script(
+                "return getComputedStyle(document.body).direction") == "rtl"
+            # The web chat's Uyghur font, through this page's own stylesheet and the CSP.
+            assert driver.execute_script(
+                "await document.fonts.ready;"
+                "return [...document.fonts].some(f => f.family.includes('Linli Uyghur')"
+                " && f.status === 'loaded');")
+            title = Catalogs(config).translator("ug")("Open figures")
+            assert driver.find_element(By.TAG_NAME, "h1").text == title
+            assert TYPED[0] not in driver.page_source
+            assert "login" not in driver.current_url
+            screenshot(driver, "open-figures-ug")
+            driver.get(base + "/open?lang=bo")
+            assert driver.execute_script(
+                "await document.fonts.ready;"
+                "return [...document.fonts].some(f => f.family === 'Linli Tibetan'"
+                " && f.status === 'loaded');")
+            screenshot(driver, "open-figures-bo")
+    finally:
+        driver.quit()
