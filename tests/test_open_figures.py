@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from bot.channels.web import WebChannel
 from bot.config import PROJECT_ROOT
 from bot.console.open_figures import protect
 from bot.i18n import Catalogs
@@ -227,7 +228,7 @@ def test_a_grid_month_with_enough_requests_shows_its_rates_as_docs_metrics_defin
 
 
 def test_open_needs_no_login_is_cacheable_in_six_languages_and_opens_nothing_else(
-        config, db, app):
+        config, db, app, assistant):
     add_staff(db, "vic", "viewer")
     http = public(app)
     catalogs = Catalogs(config)
@@ -265,6 +266,11 @@ def test_open_needs_no_login_is_cacheable_in_six_languages_and_opens_nothing_els
         response = http.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith(
             "/login"), path
+    assert http.head("/open?lang=en").status_code == 200
+    # `linli serve` puts the web chat in front of the console: /open is reached through it.
+    front = public(WebChannel(config, db, assistant).wrap(app))
+    assert front.get("/open.json?lang=en").json()["language"] == "en"
+    assert front.get("/", follow_redirects=False).headers["location"].startswith("/login")
     # A logged-in staff member's answer carries their session cookie: never for a shared cache.
     vic = logged_in(app, "vic")
     assert vic.get("/open").headers["cache-control"].startswith("private")

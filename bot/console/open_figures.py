@@ -321,10 +321,11 @@ def as_json(config, t: Translator, figures: OpenFigures) -> dict:
         "community": t.name(config.community_names),
         "language": t.language,
         "time_zone": config.timezone,
-        "made_at": figures.made_at.replace(tzinfo=timezone.utc).isoformat(),
         "definitions": "docs/metrics.md#open-figures",
-        "hidden": {LESS: "fewer than 5", "hidden": "hidden to protect a number under 5",
-                   "null rate": "fewer than 5 to count, or hidden to protect one"},
+        # No time of making: the same figures keep the same body, so the same ETag.
+        "hidden": {LESS: "fewer than 5", "hidden": "5 or more, hidden to protect a number "
+                   "under 5", "null": "a rate not shown: fewer than 5 to count, or hidden to "
+                   "protect such a rate"},
         "categories": {c: reader.category(c) for c in figures.category_names},
         "months": [{"month": f"{m.first_day:%Y-%m}", "month_name": reader.month(m.first_day),
                     "grids": [row(r) for r in m.rows], "all_grids": row(m.all_grids)}
