@@ -242,8 +242,9 @@ def test_open_needs_no_login_is_cacheable_in_six_languages_and_opens_nothing_els
         assert f'<html lang="{tag}" dir="{direction}">' in page.text
     assert '<html lang="mn" dir="ltr">' in http.get(
         "/open", headers={"Accept-Language": "mn-MN,mn;q=0.9,en;q=0.5"}).text
-    assert '<html lang="zh-Hant"' in http.get(
-        "/open", headers={"Accept-Language": "zh-TW"}).text
+    for header in ("zh-TW", "zh-Hant-HK,zh;q=0.8"):
+        assert '<html lang="zh-Hant"' in http.get(
+            "/open", headers={"Accept-Language": header}).text
     assert http.get("/open.json", headers={"Accept-Language": "ug"}).json()["language"] == "ug"
 
     first = http.get("/open.json?lang=en")

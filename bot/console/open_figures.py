@@ -147,7 +147,6 @@ class NoticeItem:
 
 @dataclass
 class OpenFigures:
-    made_at: datetime
     months: list[Month] = field(default_factory=list)
     polls: list[PollResult] = field(default_factory=list)
     notices: list[NoticeItem] = field(default_factory=list)
@@ -163,6 +162,10 @@ def _utc(day: date, config) -> datetime:
     """Midnight of `day` in the community's time zone, as naive UTC (the database's times)."""
     local = datetime(day.year, day.month, day.day, tzinfo=config.tz)
     return local.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _next(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
 
 
 def _previous(day: date) -> date:
@@ -231,7 +234,7 @@ def compute(session, config, now: datetime | None = None) -> OpenFigures:
     """The figures of the last MONTHS months that have ended (in the community's time zone),
     the latest closed consultations and the notices published now."""
     now = now or utcnow()
-    figures = OpenFigures(made_at=now)
+    figures = OpenFigures()
     this_month = _month_start(now, config)
     first = session.execute(select(Request.created_at).order_by(Request.created_at)
                             .limit(1)).scalar_one_or_none()
@@ -267,9 +270,6 @@ def compute(session, config, now: datetime | None = None) -> OpenFigures:
                        for n in notice_service.latest(session, limit=SHOWN_NOTICES)]
     return figures
 
-
-def _next(day: date) -> date:
-    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
 
 
 # --- in a language -------------------------------------------------------------------------
@@ -403,7 +403,7 @@ class OpenFigurePages:
         if state is None:
             state = self.__dict__.setdefault("_open", {"lock": threading.Lock(), "at": None,
                                                        "figures": None, "rendered": {},
-                                                       "seen": {}})
+                                                       "first_served": {}})
         return state
 
     def open_figures(self) -> OpenFigures:
@@ -428,7 +428,7 @@ class OpenFigurePages:
             tag = tag.replace("-", "_").lower()
             if not tag:
                 continue
-            if tag in ("zh_tw", "zh_hk", "zh_mo", "zh_hant"):
+            if tag.startswith(("zh_tw", "zh_hk", "zh_mo", "zh_hant")):
                 tag = "zh_hant"
             elif tag.startswith("zh"):
                 tag = "zh_hans"
@@ -455,9 +455,14 @@ class OpenFigurePages:
             body = self._open_html(t, figures).encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         with state["lock"]:
-            # Last-Modified: when this very content was first served (whole seconds).
-            seen = state["seen"].setdefault(etag, utcnow().replace(microsecond=0))
-            done = state["rendered"].setdefault((kind, language), _Rendered(body, etag, seen))
+            # Last-Modified: when this very content was first served (whole seconds); one
+            # entry a kind and language, replaced when the content changes.
+            first = state["first_served"].get((kind, language))
+            if first is None or first[0] != etag:
+                first = state["first_served"][(kind, language)] = (
+                    etag, utcnow().replace(microsecond=0))
+            done = state["rendered"].setdefault((kind, language),
+                                                _Rendered(body, etag, first[1]))
         return done
 
     def _open_html(self, t: Translator, figures: OpenFigures) -> str:
