@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from bot.channels.web import WebChannel
 from bot.config import PROJECT_ROOT
-from bot.console.open_figures import protect
+from bot.console.open_counts import protect
 from bot.i18n import Catalogs
 from bot.keys import ballot_keys
 from bot.models import Request, RequestEvent, utcnow
