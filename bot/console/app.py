@@ -31,6 +31,7 @@ from bot.console.community import CommunityPages
 from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
+from bot.console.open_figures import OpenFigurePages
 from bot.db import Database
 from bot.i18n import Catalogs
 from bot.models import Attachment, Department, Request, Resident, Turn, utcnow
@@ -78,7 +79,7 @@ class ConsoleRoute:
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages, AccountPages, ClipPages):
+class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -493,6 +494,11 @@ class Console(CommunityPages, AccountPages, ClipPages):
     def routes(self) -> list[ConsoleRoute]:
         return [
             ConsoleRoute("/login", self.login_page, ("GET", "POST"), None, "login"),
+            # Open figures: public (role None), nothing personal (bot/console/open_figures.py)
+            ConsoleRoute("/open", self.open_page, ("GET",), None, "open"),
+            ConsoleRoute("/open.json", self.open_json, ("GET",), None, "open_json"),
+            ConsoleRoute("/open.csv", self.open_csv, ("GET",), None, "open_csv"),
+            ConsoleRoute("/open/fonts/{name}", self.open_font, ("GET",), None, "open_font"),
             ConsoleRoute("/logout", self.logout, ("POST",), "viewer", "logout"),
             ConsoleRoute("/", self.dashboard, ("GET",), "viewer", "dashboard"),
             ConsoleRoute("/requests", self.request_list, ("GET",), "viewer", "requests"),

@@ -64,6 +64,66 @@ def _first_response(request: Request) -> datetime | None:
     return None
 
 
+@dataclass
+class Rates:
+    """The 12345 hotline's figures and time-limit compliance of one set of requests."""
+
+    response: Rate
+    resolution: Rate
+    satisfaction: Rate
+    compliance: Rate
+
+
+def counted(requests: list[Request]) -> list[Request]:
+    """The requests the figures count: all but those marked as a duplicate (the original is
+    counted instead)."""
+    return [r for r in requests if r.status != "duplicate"]
+
+
+def responded(request: Request, now: datetime) -> bool | None:
+    """Did staff first act within the response window? None while the window is still open
+    with no action (not judged yet)."""
+    window = min(RESPONSE_WINDOW, timedelta(hours=request.category.time_limit_hours))
+    first = _first_response(request)
+    if first is not None:
+        return first - request.created_at <= window
+    return False if now - request.created_at > window else None
+
+
+def resolved(request: Request) -> bool:
+    return request.status in ("resolved", "closed")
+
+
+def satisfied(request: Request) -> bool | None:
+    """Rated 4 or 5; None when the resident did not rate it."""
+    return None if request.rating is None else request.rating in SATISFIED
+
+
+def on_time(request: Request, now: datetime) -> bool | None:
+    """Resolved by its deadline? None when it is not judged: rejected, or open and not due."""
+    if request.status == "rejected":
+        return None
+    if request.resolved_at is not None:
+        return request.resolved_at <= request.due_at
+    if request.status in OPEN_STATUSES and now > request.due_at:
+        return False
+    return None
+
+
+def _rate(judgements) -> Rate:
+    judged = [j for j in judgements if j is not None]
+    return Rate(sum(judged), len(judged))
+
+
+def rates_of(requests: list[Request], now: datetime) -> Rates:
+    """The four rates of these requests (already without duplicates), as docs/metrics.md
+    defines them."""
+    return Rates(response=_rate(responded(r, now) for r in requests),
+                 resolution=_rate(resolved(r) for r in requests),
+                 satisfaction=_rate(satisfied(r) for r in requests),
+                 compliance=_rate(on_time(r, now) for r in requests))
+
+
 def compute(session: Session, days: int = 90, now: datetime | None = None) -> Figures:
     """Figures for requests filed and messages received in the last `days` days."""
     now = now or utcnow()
@@ -84,33 +144,17 @@ def compute(session: Session, days: int = 90, now: datetime | None = None) -> Fi
     figures.over_time = [(since + timedelta(days=i * figures.bucket_days), buckets[i])
                          for i in range(count)]
 
-    counted = [r for r in requests if r.status != "duplicate"]
-    responded = judged = 0
-    for r in counted:
-        window = min(RESPONSE_WINDOW, timedelta(hours=r.category.time_limit_hours))
-        first = _first_response(r)
-        if first is not None and first - r.created_at <= window:
-            responded += 1
-            judged += 1
-        elif first is not None or now - r.created_at > window:
-            judged += 1
-    figures.response = Rate(responded, judged)
-    figures.resolution = Rate(sum(r.status in ("resolved", "closed") for r in counted),
-                              len(counted))
-    rated = [r for r in counted if r.rating is not None]
-    figures.satisfaction = Rate(sum(r.rating in SATISFIED for r in rated), len(rated))
-    resolved = [r for r in counted if r.resolved_at is not None]
-    if resolved:
+    counted_now = counted(requests)
+    rates = rates_of(counted_now, now)
+    figures.response, figures.resolution = rates.response, rates.resolution
+    figures.satisfaction, figures.compliance = rates.satisfaction, rates.compliance
+    finished = [r for r in counted_now if r.resolved_at is not None]
+    if finished:
         figures.median_hours_to_resolve = statistics.median(
-            (r.resolved_at - r.created_at).total_seconds() / 3600 for r in resolved)
-    kept = sum(r.resolved_at is not None and r.resolved_at <= r.due_at for r in counted
-               if r.status != "rejected")
-    missed = sum((r.resolved_at is not None and r.resolved_at > r.due_at)
-                 or (r.resolved_at is None and r.status in OPEN_STATUSES and now > r.due_at)
-                 for r in counted if r.status != "rejected")
-    figures.compliance = Rate(kept, kept + missed)
+            (r.resolved_at - r.created_at).total_seconds() / 3600 for r in finished)
     figures.requests_with_voice = Rate(
-        sum(any(a.kind == "voice" for a in r.attachments) for r in counted), len(counted))
+        sum(any(a.kind == "voice" for a in r.attachments) for r in counted_now),
+        len(counted_now))
 
     incoming = (Turn.direction == "in", Turn.at >= since)
     figures.messages_by_language = Counter({
