@@ -65,6 +65,12 @@ def offer_text(t: Translator, config: Config, request: Request) -> str:
     ])
 
 
+def offered_note(t: Translator, count: int) -> str:
+    """The line the request's history gets (the requester reads it in their language)."""
+    return t.ngettext("Offered to {count} volunteer of the grid.",
+                      "Offered to {count} volunteers of the grid.", count)
+
+
 def offer_buttons(t: Translator, offer: VolunteerOffer) -> list[Button]:
     return [Button(t("Accept"), f"vol:accept:{offer.id}"),
             Button(t("Decline"), f"vol:decline:{offer.id}"),

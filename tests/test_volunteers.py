@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Volunteer
+from bot.models import OutboxMessage, Request, Resident, Volunteer, VolunteerOffer
+from bot.services import outbox
+from bot.services import volunteers as service
+from tests.conftest import Chat
+from tests.console_helpers import add_staff, console, logged_in
 
 
 def numbered(replies, label: str) -> str:
@@ -73,3 +77,90 @@ def test_the_grid_is_taken_from_the_residents_building(chat, db):
     resident.send(numbered(resident.replies, "完成"))
     with db.session() as session:
         assert session.execute(select(Volunteer.grid_id)).scalar_one() == "east"
+
+
+def sign_up(resident: Chat, grid: str, skills: tuple[str, ...] = ("shopping",)) -> None:
+    """Signs the resident up by buttons: skills, grid (no building given), weekends."""
+    resident.send("/volunteer")
+    resident.press_payload("vol:signup")
+    for skill in skills:
+        resident.press_payload(f"skill:{skill}")
+    resident.press_payload("vol:done")
+    resident.press_payload(f"grid:{grid}")
+    resident.press_payload("time:weekends")
+    resident.press_payload("vol:done")
+    assert resident.state()[:2] == ("volunteers", "main")
+
+
+def offer_rows(db, chat_id: str) -> list[OutboxMessage]:
+    with db.session() as session:
+        rows = list(session.execute(select(OutboxMessage).where(
+            OutboxMessage.chat_id == chat_id, outbox.keyed(service.OFFER_KEY)).order_by(
+            OutboxMessage.id)).scalars())
+        session.expunge_all()
+        return rows
+
+
+def test_the_grid_worker_offers_an_elderly_help_request_to_its_grids_volunteers_once(
+        config, db, assistant):
+    add_staff(db, "zhao", "staff")  # the west grid's worker in config.yml
+    add_staff(db, "liu", "staff")  # the east grid's worker
+    app = console(config, db)
+    first, second, east, gone = (Chat(assistant, name, channel="web") for name in (
+        "vol-first", "vol-second", "vol-east", "vol-gone"))
+    for volunteer, grid in ((first, "west"), (second, "west"), (east, "east"), (gone, "west")):
+        volunteer.onboard("en")
+        sign_up(volunteer, grid)
+    # Withdrawal stops offers.
+    gone.send("/volunteer")
+    gone.press_payload("vol:withdraw")
+    gone.press_payload("vol:stop")
+    assert "You are no longer a volunteer" in gone.text
+    for volunteer in (first, second, east, gone):
+        volunteer.send("/menu")
+
+    requester = Chat(assistant, "vol-requester")
+    requester.onboard("zh_Hans")
+    with db.session() as session:
+        requester.resident(session).display_name = "王秀兰"
+        requester.resident(session).phone = "13912345678"
+    number = requester.file_request("elderly_help", "我母亲独居，腿脚不便，电话13912345678，请帮忙买菜",
+                                    "5号楼2单元302")
+
+    # Only the request's grid worker (or an admin) may offer it.
+    assert logged_in(app, "liu").post(f"/requests/{number}/volunteers").status_code == 403
+    worker = logged_in(app, "zhao")
+    page = worker.get(f"/requests/{number}").text
+    assert 'id="offer-volunteers"' in page
+    assert worker.post(f"/requests/{number}/volunteers").status_code == 303
+    assert worker.post(f"/requests/{number}/volunteers").status_code == 303  # again: no one new
+
+    assert len(offer_rows(db, "vol-first")) == 1
+    assert len(offer_rows(db, "vol-second")) == 1
+    assert offer_rows(db, "vol-east") == [] and offer_rows(db, "vol-gone") == []
+    message = offer_rows(db, "vol-first")[0].payload
+    assert "Help for an older person" in message["text"] and "Building 5" in message["text"]
+    for private in ("母亲", "买菜", "13912345678", "302", "王秀兰", "单元", number):
+        assert private not in str(message), private
+    assert [label for label, _ in message["buttons"]] == ["Accept", "Decline", "Main menu"]
+
+    # The first to accept gets it (by its number, as the offer is the chat's latest step).
+    first.send("1")
+    assert "You have taken this on" in first.text
+    second.press_payload(offer_rows(db, "vol-second")[0].payload["buttons"][0][1])  # tapped
+    assert "another volunteer has already taken this on" in second.text
+    with db.session() as session:
+        statuses = dict(session.execute(
+            select(Resident.channel_user_id, VolunteerOffer.status)
+            .join(Volunteer, Volunteer.id == VolunteerOffer.volunteer_id)
+            .join(Resident, Resident.id == Volunteer.resident_id)).all())
+        assert statuses == {"vol-first": "accepted", "vol-second": "taken"}
+        events = session.execute(select(Request).where(
+            Request.tracking_number == number)).scalar_one().events
+        notes = [(e.actor, e.note) for e in events if e.note]
+        assert ("staff:zhao", "已发给本网格2名志愿者。") in notes
+        assert ("volunteer", "已有志愿者答应帮忙。") in notes
+
+    # The worker sees who was offered it and who accepted.
+    page = worker.get(f"/requests/{number}").text
+    assert page.count('class="offer-accepted"') == 1 and page.count('class="offer-taken"') == 1
