@@ -9,7 +9,7 @@ Drawn in flows/volunteers.mmd.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from bot.messages import Button, Reply, reply_to_stored
 from bot.models import Request, Resident, VolunteerOffer
 from bot.places import listed_building, nearest_building
@@ -17,6 +17,7 @@ from bot.services import volunteers as service
 from flows.base import Flow
 
 CHECK = "✓"
+ACCEPTED_NOTE = N_("A volunteer has agreed to help.")  # the request's history, requester's language
 # Where a volunteer is not in the middle of anything: an offer may take over the step there.
 IDLE_STEPS = frozenset({(None, None), ("menu", "main"), ("volunteers", "main"),
                         ("volunteers", "offer")})
@@ -278,8 +279,7 @@ class Volunteers(Flow):
         if outcome == "accepted":
             request = ctx.session.get(Request, service.offer_of(
                 ctx.session, ctx.resident, offer_id).request_id)
-            note = ctx.assistant.catalogs.translator(request.language)(
-                "A volunteer has agreed to help.")
+            note = ctx.assistant.catalogs.translator(request.language)(ACCEPTED_NOTE)
             service.record(ctx.session, request, "volunteer", note)
             said = t("Thank you! You have taken this on. The grid worker will contact you "
                      "with the details.")
