@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.demo import seed
 from bot.models import OutboxMessage, Request, Resident, Volunteer, VolunteerOffer
 from bot.services import outbox
 from bot.services import volunteers as service
@@ -164,3 +165,26 @@ def test_the_grid_worker_offers_an_elderly_help_request_to_its_grids_volunteers_
     # The worker sees who was offered it and who accepted.
     page = worker.get(f"/requests/{number}").text
     assert page.count('class="offer-accepted"') == 1 and page.count('class="offer-taken"') == 1
+
+
+def test_the_demo_community_has_volunteers_in_both_grids_and_an_offered_request(
+        config, db, assistant):
+    seed(db, config)
+    with db.session() as session:
+        grids = {grid for (grid,) in session.execute(select(Volunteer.grid_id))}
+        answers = sorted(status for (status,) in session.execute(select(VolunteerOffer.status)))
+    assert grids == {"east", "west"}
+    assert answers == ["declined", "offered", "offered"]
+    # bat has not answered: /volunteer on the terminal shows him the offer (below his
+    # requests' news, the offer again: its buttons are the last); 1 accepts.
+    bat = Chat(assistant, "bat")
+    bat.send("/volunteer")
+    assert bat.t("Choose 1 to accept or 2 to decline.") in bat.replies[-1].text
+    assert bat.payloads[0].startswith("vol:accept:")
+    bat.send("1")
+    assert bat.t("Thank you! You have taken this on. The grid worker will contact you "
+                 "with the details.") in bat.text
+    anna = Chat(assistant, "anna")
+    anna.send("/volunteer")  # her offer's message comes now, but the request is taken
+    anna.send("/volunteer")
+    assert anna.t("You are a volunteer. Thank you!") in anna.text
