@@ -94,4 +94,4 @@ class Commands:
         elif command == "/forget":
             flows["settings"].start(ctx, "forget")
         elif command == "/volunteer":
-            flows["volunteers"].start(ctx)
+            flows["volunteers"].start(ctx, offers_first=True)

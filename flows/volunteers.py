@@ -101,9 +101,10 @@ def offer_payloads(t: Translator, config: Config, resident: Resident, request: R
 class Volunteers(Flow):
     name = "volunteers"
 
-    def start(self, ctx) -> None:
-        """The first open offer if there is one, else the sign-up."""
-        offers = service.open_offers(ctx.session, ctx.resident)
+    def start(self, ctx, offers_first: bool = False) -> None:
+        """The sign-up (settings); with `offers_first` (/volunteer, as an offer tells a busy
+        volunteer to send), the first offer waiting for an answer if there is one."""
+        offers = service.open_offers(ctx.session, ctx.resident) if offers_first else []
         if offers:
             ctx.go(self.name, "offer", slots={"offer": offers[0].id})
         else:
@@ -213,7 +214,7 @@ class Volunteers(Flow):
                 "skills": list(volunteer.skills), "times": list(volunteer.times),
                 "grid": volunteer.grid_id})
         elif step == "main" and payload == "vol:offers":
-            self.start(ctx)
+            self.start(ctx, offers_first=True)
         elif step == "main" and payload == "vol:withdraw":
             ctx.go(self.name, "withdraw")
         elif step == "withdraw" and payload == "vol:stop":

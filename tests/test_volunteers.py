@@ -188,3 +188,78 @@ def test_the_demo_community_has_volunteers_in_both_grids_and_an_offered_request(
     anna.send("/volunteer")  # her offer's message comes now, but the request is taken
     anna.send("/volunteer")
     assert anna.t("You are a volunteer. Thank you!") in anna.text
+
+
+def test_a_busy_volunteer_keeps_their_step_and_answers_with_the_command(config, db, assistant):
+    add_staff(db, "zhao", "staff")
+    busy, late = Chat(assistant, "vol-busy", channel="web"), Chat(assistant, "vol-late",
+                                                                  channel="web")
+    for volunteer in (busy, late):
+        volunteer.onboard("ug")
+        sign_up(volunteer, "west")
+    busy.send("/menu")
+    busy.press_payload("menu:report")  # in the middle of a report when the offer comes
+    late.send("/menu")
+    requester = Chat(assistant, "vol-asker")
+    requester.onboard("en")
+    number = requester.file_request("elderly_help", "My father needs a visit", "Building 6")
+    assert logged_in(console(config, db), "zhao").post(
+        f"/requests/{number}/volunteers").status_code == 303
+
+    message = offer_rows(db, "vol-busy")[0].payload
+    assert message["buttons"] == [] and "/volunteer" in message["text"]
+    assert busy.state()[:2] == ("report", "category")
+    # Withdrawing after the offer came withdraws it: its button answers nothing.
+    late.send("/menu")
+    late.press_payload("menu:settings")
+    late.press_payload("set:volunteer")  # the sign-up, with the offer waiting on it
+    assert late.payloads[0] == "vol:offers"
+    late.press_payload("vol:withdraw")
+    late.press_payload("vol:stop")
+    late.send("/volunteer")
+    assert late.t("Sign up as a volunteer") in [b.label for b in late.buttons]
+    with db.session() as session:
+        assert session.execute(select(VolunteerOffer.status).join(Volunteer).join(Resident).where(
+            Resident.channel_user_id == "vol-late")).scalar_one() == "withdrawn"
+    busy.send("/volunteer")
+    assert busy.payloads[:2] == [f"vol:accept:{offer_rows(db, 'vol-busy')[0].key[16:-2]}",
+                                 f"vol:decline:{offer_rows(db, 'vol-busy')[0].key[16:-2]}"]
+    busy.send("1")
+    assert busy.t("Thank you! You have taken this on. The grid worker will contact you "
+                  "with the details.") in busy.text
+
+
+def test_the_volunteers_list_shows_names_to_staff_and_numbers_to_viewers(config, db, assistant):
+    add_staff(db, "zhao", "staff")
+    add_staff(db, "vera", "viewer")
+    volunteer = Chat(assistant, "vol-listed")
+    volunteer.onboard("en")
+    with db.session() as session:
+        volunteer.resident(session).display_name = "Zhang Min"
+        volunteer.resident(session).phone = "13800138000"
+    sign_up(volunteer, "east", skills=("repairs", "technology"))
+    app = console(config, db)
+    page = logged_in(app, "zhao").get("/volunteers?grid=east").text
+    assert "Zhang Min" in page and "13800138000" in page and "Small repairs" in page
+    hidden = logged_in(app, "vera").get("/volunteers").text
+    assert "Zhang Min" not in hidden and "13800138000" not in hidden
+    assert "138******00" in hidden and "Small repairs" in hidden
+
+
+def test_the_database_holds_one_accepted_offer_a_request(config, db, assistant):
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    requester = Chat(assistant, "vol-one")
+    requester.onboard("en")
+    requester.file_request("elderly_help", "Shopping, please", "Building 5")
+    first, second = Chat(assistant, "vol-one-a"), Chat(assistant, "vol-one-b")
+    for volunteer in (first, second):
+        volunteer.onboard("en")
+        sign_up(volunteer, "west")
+    with pytest.raises(IntegrityError), db.session() as session:
+        request_id = session.execute(select(Request.id)).scalar_one()
+        for volunteer_id in session.execute(select(Volunteer.id)).scalars():
+            session.add(VolunteerOffer(request_id=request_id, volunteer_id=volunteer_id,
+                                       status="accepted", offered_by="test"))
+        session.flush()

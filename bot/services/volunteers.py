@@ -202,8 +202,8 @@ def answer(session: Session, resident: Resident, offer_id: int, accept: bool) ->
         return "answered"
     # One answer at a time a request: the second of two volunteers accepting at once waits
     # here, then sees the first one's acceptance (PostgreSQL; SQLite has one writer anyway).
-    request = session.execute(select(Request).where(Request.id == row.request_id)
-                              .with_for_update()).scalar_one()
+    session.execute(select(Request.id).where(Request.id == row.request_id).with_for_update())
+    request = session.get(Request, row.request_id, populate_existing=True)
     now = utcnow()
     if not offerable(request):
         return "closed"
