@@ -263,3 +263,47 @@ def test_the_database_holds_one_accepted_offer_a_request(config, db, assistant):
             session.add(VolunteerOffer(request_id=request_id, volunteer_id=volunteer_id,
                                        status="accepted", offered_by="test"))
         session.flush()
+
+
+def test_two_volunteers_accepting_at_once_one_gets_it_and_one_is_told_taken(
+        config, db, assistant):
+    """The second acceptance waits for the first one's transaction (PostgreSQL row lock)."""
+    import threading
+
+    import pytest
+
+    if config.database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one transaction write at a time: there is no race to test")
+    add_staff(db, "zhao", "staff")
+    requester = Chat(assistant, "vol-race")
+    requester.onboard("en")
+    number = requester.file_request("elderly_help", "Shopping, please", "Building 7")
+    racers = [Chat(assistant, f"vol-racer-{i}", channel="web") for i in (1, 2)]
+    for volunteer in racers:
+        volunteer.onboard("en")
+        sign_up(volunteer, "west")
+    logged_in(console(config, db), "zhao").post(f"/requests/{number}/volunteers")
+    first_answered, let_first_commit = threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def accept(user_id: str, hold: bool) -> None:
+        with db.session() as session:
+            resident = session.execute(select(Resident).where(
+                Resident.channel_user_id == user_id)).scalar_one()
+            offer_id = service.open_offers(session, resident)[0].id
+            outcomes[user_id] = service.answer(session, resident, offer_id, accept=True)
+            if hold:
+                first_answered.set()
+                let_first_commit.wait(10)
+
+    first = threading.Thread(target=accept, args=("vol-racer-1", True))
+    first.start()
+    assert first_answered.wait(10)
+    second = threading.Thread(target=accept, args=("vol-racer-2", False))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive()  # waiting for the first one's transaction
+    let_first_commit.set()
+    first.join(10)
+    second.join(10)
+    assert outcomes == {"vol-racer-1": "accepted", "vol-racer-2": "taken"}
