@@ -3,7 +3,7 @@ the volunteers of its grid, the first to accept gets it; through the real core a
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.demo import seed
 from bot.models import OutboxMessage, Request, Resident, Volunteer, VolunteerOffer
@@ -162,9 +162,18 @@ def test_the_grid_worker_offers_an_elderly_help_request_to_its_grids_volunteers_
         assert ("staff:zhao", "已发给本网格2名志愿者。") in notes
         assert ("volunteer", "已有志愿者答应帮忙。") in notes
 
-    # The worker sees who was offered it and who accepted.
+    # The worker sees who was offered it and who accepted; a viewer sees it without the form
+    # and without names.
     page = worker.get(f"/requests/{number}").text
     assert page.count('class="offer-accepted"') == 1 and page.count('class="offer-taken"') == 1
+    add_staff(db, "vera", "viewer")
+    viewed = logged_in(app, "vera").get(f"/requests/{number}").text
+    assert 'class="offer-accepted"' in viewed and 'id="offer-volunteers"' not in viewed
+    assert logged_in(app, "vera").post(f"/requests/{number}/volunteers").status_code == 403
+    other = requester.file_request("sanitation", "垃圾没人收", "5号楼")
+    assert 'id="volunteers"' not in worker.get(f"/requests/{other}").text
+    with db.session() as session:
+        assert session.execute(select(func.count(VolunteerOffer.id))).scalar_one() == 2
 
 
 def test_the_demo_community_has_volunteers_in_both_grids_and_an_offered_request(
