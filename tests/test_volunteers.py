@@ -316,3 +316,25 @@ def test_two_volunteers_accepting_at_once_one_gets_it_and_one_is_told_taken(
     first.join(10)
     second.join(10)
     assert outcomes == {"vol-racer-1": "accepted", "vol-racer-2": "taken"}
+
+
+def test_a_volunteer_who_erases_their_data_leaves_the_answer_without_the_person(
+        config, db, assistant):
+    add_staff(db, "zhao", "staff")
+    requester, helper = Chat(assistant, "vol-erase-asker"), Chat(assistant, "vol-eraser")
+    requester.onboard("en")
+    helper.onboard("en")
+    sign_up(helper, "west")
+    helper.send("/menu")
+    number = requester.file_request("elderly_help", "A visit, please", "Building 8")
+    worker = logged_in(console(config, db), "zhao")
+    worker.post(f"/requests/{number}/volunteers")
+    helper.send("1")  # accepts
+    helper.send("/forget")
+    helper.press_payload("forget:yes")
+    with db.session() as session:
+        assert session.execute(select(func.count(Volunteer.id))).scalar_one() == 0
+        offer = session.execute(select(VolunteerOffer)).scalar_one()
+        assert (offer.status, offer.volunteer_id) == ("accepted", None)
+    page = worker.get(f"/requests/{number}").text
+    assert 'class="offer-accepted"' in page and "erased" in page
