@@ -13,9 +13,13 @@ from sqlalchemy import select
 from bot.channels.terminal import CHANNEL
 from bot.config import Config
 from bot.db import Database
-from bot.models import Request, Resident, Turn, utcnow
+from bot.i18n import Catalogs
+from bot.models import OutboxMessage, Request, Resident, Turn, utcnow
 from bot.places import grid_for
 from bot.services import requests as service
+from bot.services import volunteers as volunteer_service
+from bot.wiring import installed_channels
+from flows.volunteers import ACCEPTED_NOTE, offer_payloads, offered_note
 
 # (terminal id, language, address, [(category, description, location, age in hours, statuses)])
 DEMO_RESIDENTS = [
@@ -131,11 +135,6 @@ DEMO_ANSWERS = {"aygul": False}
 
 def seed_volunteers(session, config: Config) -> None:
     """The demo volunteers, and one elderly_help request offered to the west grid's ones."""
-    from bot.i18n import Catalogs
-    from bot.models import OutboxMessage
-    from bot.services import volunteers as volunteer_service
-    from flows.volunteers import ACCEPTED_NOTE, offer_payloads, offered_note
-
     def resident_of(user_id: str) -> Resident:
         return session.execute(select(Resident).where(
             Resident.channel == CHANNEL, Resident.channel_user_id == user_id)).scalar_one()
@@ -153,10 +152,12 @@ def seed_volunteers(session, config: Config) -> None:
         "elderly_help", description, location, grid_id=grid.id), CHANNEL)
     catalogs = Catalogs(config)
     worker = grid.workers[0] if grid.workers else DEMO_STAFF
+    channels = installed_channels()
     offers = volunteer_service.offer(
         session, request, worker,
-        lambda resident, req, offer: offer_payloads(catalogs.translator(resident.language),
-                                                    config, resident, req, offer))
+        lambda resident, req, offer: offer_payloads(
+            catalogs.translator(resident.language), config, resident, req, offer,
+            channels.get(resident.channel, frozenset())))
     if offers:
         volunteer_service.record(session, request, f"staff:{worker}",
                                  offered_note(catalogs.translator(request.language), len(offers)))

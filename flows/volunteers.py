@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.config import Config
 from bot.i18n import N_, Translator
-from bot.messages import Button, Reply, reply_to_stored
+from bot.messages import OUTBOX, VOICE, Button, Reply, reply_to_stored, voice_payload
 from bot.models import Request, Resident, VolunteerOffer
 from bot.places import listed_building, nearest_building
 from bot.services import volunteers as service
@@ -62,7 +62,6 @@ def offer_text(t: Translator, config: Config, request: Request) -> str:
         t("A neighbour in your grid needs help: {category}.", category=category),
         t("Where: {place}", place=where),
         t("If you take it on, the grid worker will give you the details."),
-        t("Choose 1 to accept or 2 to decline."),
     ])
 
 
@@ -79,23 +78,30 @@ def offer_buttons(t: Translator, offer: VolunteerOffer) -> list[Button]:
 
 
 def offer_payloads(t: Translator, config: Config, resident: Resident, request: Request,
-                   offer: VolunteerOffer) -> list[dict]:
-    """The message a volunteer gets when the grid worker offers them a request.
+                   offer: VolunteerOffer, carries: frozenset[str]) -> list[dict]:
+    """The message a volunteer gets when the grid worker offers them a request; `carries`:
+    what their channel carries (bot.channels.base.ChannelRegistry).
 
-    A volunteer at the main menu (or in this flow) is moved to the offer's step: its buttons
-    are the latest in their chat and "1" accepts. One in the middle of something else (a
-    report) keeps their step and is told to answer with /volunteer.
+    Sent at once (a channel with the outbox) to a volunteer at the main menu or in this flow,
+    it moves them to the offer's step: its buttons are the latest in their chat and "1"
+    accepts. Anyone else keeps their step, and what their numbers mean, and is told to answer
+    with /volunteer: one in the middle of a report, or on a channel that shows the message only
+    after their next message (a "1" typed for the menu must not accept an unseen offer).
     """
     text = offer_text(t, config, request)
     buttons: list[Button] = []
-    if (resident.flow, resident.step) in IDLE_STEPS:
+    if OUTBOX in carries and (resident.flow, resident.step) in IDLE_STEPS:
         buttons = offer_buttons(t, offer)
+        text += "\n" + t("Choose 1 to accept or 2 to decline.")
         resident.flow, resident.step, resident.slots = "volunteers", "offer", {"offer": offer.id}
         resident.offered = [button.payload for button in buttons]
     else:
         text += "\n" + t("When you are ready, send /volunteer to answer.")
     reply = Reply(text=text, buttons=buttons, rtl=t.rtl, language=t.language)
-    return [reply_to_stored(reply, senior=bool(resident.senior_mode))]
+    payloads = [reply_to_stored(reply, senior=bool(resident.senior_mode))]
+    if resident.voice_on and VOICE in carries:  # read aloud, as every reply is
+        payloads.append(voice_payload(t, resident, [reply]))
+    return payloads
 
 
 class Volunteers(Flow):
@@ -190,7 +196,8 @@ class Volunteers(Flow):
             ctx.go(self.name, "main", slots={})
             return
         request = ctx.session.get(Request, row.request_id)
-        ctx.say(offer_text(ctx.t, ctx.config, request),
+        ctx.say(offer_text(ctx.t, ctx.config, request) + "\n"
+                + ctx.t("Choose 1 to accept or 2 to decline."),
                 [ctx.button(b.label, b.payload) for b in offer_buttons(ctx.t, row)])
 
     # --- answers ------------------------------------------------------------------------

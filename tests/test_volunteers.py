@@ -110,7 +110,7 @@ def test_the_grid_worker_offers_an_elderly_help_request_to_its_grids_volunteers_
     first, second, east, gone = (Chat(assistant, name, channel="web") for name in (
         "vol-first", "vol-second", "vol-east", "vol-gone"))
     for volunteer, grid in ((first, "west"), (second, "west"), (east, "east"), (gone, "west")):
-        volunteer.onboard("en")
+        volunteer.onboard("en", voice=volunteer is second)
         sign_up(volunteer, grid)
     # Withdrawal stops offers.
     gone.send("/volunteer")
@@ -137,13 +137,15 @@ def test_the_grid_worker_offers_an_elderly_help_request_to_its_grids_volunteers_
     assert worker.post(f"/requests/{number}/volunteers").status_code == 303  # again: no one new
 
     assert len(offer_rows(db, "vol-first")) == 1
-    assert len(offer_rows(db, "vol-second")) == 1
     assert offer_rows(db, "vol-east") == [] and offer_rows(db, "vol-gone") == []
     message = offer_rows(db, "vol-first")[0].payload
     assert "Help for an older person" in message["text"] and "Building 5" in message["text"]
     for private in ("母亲", "买菜", "13912345678", "302", "王秀兰", "单元", number):
         assert private not in str(message), private
     assert [label for label, _ in message["buttons"]] == ["Accept", "Decline", "Main menu"]
+    spoken = offer_rows(db, "vol-second")
+    assert len(spoken) == 2 and spoken[1].payload["voice"] is True  # second has voice on
+    assert "Building 5" in spoken[1].payload["text"] and "13912345678" not in str(spoken[1].payload)
 
     # The first to accept gets it (by its number, as the offer is the chat's latest step).
     first.send("1")
@@ -329,7 +331,13 @@ def test_a_volunteer_who_erases_their_data_leaves_the_answer_without_the_person(
     number = requester.file_request("elderly_help", "A visit, please", "Building 8")
     worker = logged_in(console(config, db), "zhao")
     worker.post(f"/requests/{number}/volunteers")
+    helper.send("1")  # on the terminal the offer comes after this turn: 1 is the menu's
+    assert helper.state()[:2] == ("report", "category")
+    assert helper.t("When you are ready, send /volunteer to answer.") in helper.text
+    helper.send("/volunteer")
     helper.send("1")  # accepts
+    assert helper.t("Thank you! You have taken this on. The grid worker will contact you "
+                    "with the details.") in helper.text
     helper.send("/forget")
     helper.press_payload("forget:yes")
     with db.session() as session:

@@ -100,7 +100,8 @@ class VolunteerPages:
 
             def render(resident, offered_request, offer):
                 return offer_payloads(self.catalogs.translator(resident.language), self.config,
-                                      resident, offered_request, offer)
+                                      resident, offered_request, offer,
+                                      self.actions.channels.get(resident.channel, frozenset()))
 
             try:
                 made = service.offer(session, row, staff.name, render, skill=skill)
