@@ -346,3 +346,23 @@ def test_a_volunteer_who_erases_their_data_leaves_the_answer_without_the_person(
         assert (offer.status, offer.volunteer_id) == ("accepted", None)
     page = worker.get(f"/requests/{number}").text
     assert 'class="offer-accepted"' in page and "erased" in page
+
+
+def test_an_offer_for_one_skill_reaches_only_the_volunteers_with_it(config, db, assistant):
+    add_staff(db, "boss", "admin")  # an admin may offer in any grid
+    fixer, shopper = Chat(assistant, "vol-fixer", "web"), Chat(assistant, "vol-shopper", "web")
+    for volunteer, skills in ((fixer, ("repairs",)), (shopper, ("shopping",))):
+        volunteer.onboard("bo")
+        sign_up(volunteer, "east", skills=skills)
+        volunteer.send("/menu")
+    requester = Chat(assistant, "vol-skill-asker")
+    requester.onboard("bo")
+    number = requester.file_request("elderly_help", "སྒོ་ཕྱི་ཉམས་གསོ་དགོས།", "ཁང་པ་ ༢")
+    admin = logged_in(console(config, db), "boss")
+    assert admin.post(f"/requests/{number}/volunteers", {"skill": "repairs"}).status_code == 303
+    assert len(offer_rows(db, "vol-fixer")) == 1 and offer_rows(db, "vol-shopper") == []
+    text = offer_rows(db, "vol-fixer")[0].payload["text"]
+    assert fixer.t("Building {number}", number="2") in text and "སྒོ་ཕྱི" not in text
+    # Offered again for any skill: only the one not offered it yet gets it now.
+    admin.post(f"/requests/{number}/volunteers")
+    assert len(offer_rows(db, "vol-fixer")) == 1 and len(offer_rows(db, "vol-shopper")) == 1
