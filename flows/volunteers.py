@@ -201,6 +201,14 @@ class Volunteers(Flow):
                 [ctx.button(b.label, b.payload) for b in offer_buttons(ctx.t, row)])
 
     # --- answers ------------------------------------------------------------------------
+    def yes_no(self, ctx, step):
+        if step == "withdraw":
+            return "vol:stop", "vol:stay"
+        if step == "offer":
+            offer = int(ctx.slots.get("offer") or 0)
+            return f"vol:accept:{offer}", f"vol:decline:{offer}"
+        return None
+
     def on_button(self, ctx, step, payload):
         t = ctx.t
         slots = ctx.slots

@@ -366,3 +366,18 @@ def test_an_offer_for_one_skill_reaches_only_the_volunteers_with_it(config, db, 
     # Offered again for any skill: only the one not offered it yet gets it now.
     admin.post(f"/requests/{number}/volunteers")
     assert len(offer_rows(db, "vol-fixer")) == 1 and len(offer_rows(db, "vol-shopper")) == 1
+
+
+def test_a_volunteer_answers_an_offer_in_words(config, db, nlu_assistant):
+    add_staff(db, "zhao", "staff")
+    helper = Chat(nlu_assistant, "vol-words", channel="web")
+    helper.onboard("zh_Hans")
+    sign_up(helper, "west")
+    helper.send("/menu")
+    requester = Chat(nlu_assistant, "vol-words-asker")
+    requester.onboard("zh_Hans")
+    number = requester.file_request("elderly_help", "想请人陪我去医院", "6号楼")
+    logged_in(console(config, db), "zhao").post(f"/requests/{number}/volunteers")
+    helper.send("好的")
+    assert helper.t("Thank you! You have taken this on. The grid worker will contact you "
+                    "with the details.") in helper.text
