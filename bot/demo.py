@@ -13,9 +13,13 @@ from sqlalchemy import select
 from bot.channels.terminal import CHANNEL
 from bot.config import Config
 from bot.db import Database
-from bot.models import Request, Resident, Turn, utcnow
+from bot.i18n import Catalogs
+from bot.models import OutboxMessage, Request, Resident, Turn, utcnow
 from bot.places import grid_for
 from bot.services import requests as service
+from bot.services import volunteers as volunteer_service
+from bot.wiring import installed_channels
+from flows.volunteers import ACCEPTED_NOTE, offer_payloads, offered_note
 
 # (terminal id, language, address, [(category, description, location, age in hours, statuses)])
 DEMO_RESIDENTS = [
@@ -109,7 +113,69 @@ def seed(db: Database, config: Config | None = None) -> bool:
                 for event in request.events[:-1]:
                     event.notified_at = event.at
             _add_turns(session, resident, user_id)
+        if config is not None:
+            seed_volunteers(session, config)
     return True
+
+
+# (resident, grid, skills, times): demo residents who signed up as volunteers, in both grids.
+DEMO_VOLUNTEERS = [
+    ("chen", "east", ["shopping", "visits"], ["weekday_day"]),
+    ("tenzin", "east", ["interpreting", "visits"], ["weekends"]),
+    ("anna", "west", ["shopping", "technology", "interpreting"], ["weekday_evening", "weekends"]),
+    ("bat", "west", ["repairs", "hospital"], ["weekday_day", "weekends"]),
+    ("aygul", "west", ["shopping", "interpreting"], ["weekday_evening"]),
+]
+# An open elderly_help request in the west grid, offered by its grid worker: aygul declined,
+# anna and bat have not answered yet (`linli chat --resident bat`, then /volunteer, shows him
+# the offer; the first of them to accept gets it).
+DEMO_HELP_REQUEST = ("wang", "老伴腿脚不便，想请人每周帮忙买一次菜。", "5号楼1单元302")
+DEMO_ANSWERS = {"aygul": False}
+
+
+def seed_volunteers(session, config: Config) -> None:
+    """The demo volunteers, and one elderly_help request offered to the west grid's ones."""
+    def resident_of(user_id: str) -> Resident:
+        return session.execute(select(Resident).where(
+            Resident.channel == CHANNEL, Resident.channel_user_id == user_id)).scalar_one()
+
+    grids = {grid.id for grid in config.grids}
+    for user_id, grid, skills, times in DEMO_VOLUNTEERS:
+        if grid in grids:
+            volunteer_service.sign_up(session, config, resident_of(user_id), grid, skills, times)
+    user_id, description, location = DEMO_HELP_REQUEST
+    grid = grid_for(config, place=location)
+    if grid is None:
+        return
+    requester = resident_of(user_id)
+    request = service.submit(session, requester, service.Draft(
+        "elderly_help", description, location, grid_id=grid.id), CHANNEL)
+    catalogs = Catalogs(config)
+    worker = grid.workers[0] if grid.workers else DEMO_STAFF
+    channels = installed_channels()
+    offers = volunteer_service.offer(
+        session, request, worker,
+        lambda resident, req, offer: offer_payloads(
+            catalogs.translator(resident.language), config, resident, req, offer,
+            channels.get(resident.channel, frozenset())))
+    if offers:
+        volunteer_service.record(session, request, f"staff:{worker}",
+                                 offered_note(catalogs.translator(request.language), len(offers)))
+    for answerer, accept in DEMO_ANSWERS.items():
+        resident = resident_of(answerer)
+        offer = next((o for o in offers if o.volunteer_id == volunteer_service.find(
+            session, resident).id), None)
+        if offer is None:
+            continue
+        if volunteer_service.answer(session, resident, offer.id, accept) == "accepted":
+            volunteer_service.record(session, request, "volunteer",
+                                     catalogs.translator(request.language)(ACCEPTED_NOTE))
+        # They answered in their chat already: the offer was seen, and they are at the menu.
+        for row in session.execute(select(OutboxMessage).where(
+                OutboxMessage.key == f"{volunteer_service.OFFER_KEY}{offer.id}#0")).scalars():
+            row.status, row.sent_at = "sent", utcnow()
+        resident.flow, resident.step, resident.slots, resident.offered = "menu", "main", {}, []
+    session.flush()
 
 
 def _add_turns(session, resident: Resident, user_id: str) -> None:

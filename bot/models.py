@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -385,3 +386,54 @@ class ChannelInbox(Base):
     payload = Column(JSON)
     received_at = Column(DateTime, nullable=False, default=utcnow)
     processed_at = Column(DateTime)
+
+
+class Volunteer(Base):
+    """A resident who offers to help others of their grid (15分钟生活圈 volunteers).
+
+    `skills` and `times` are lists of ids from bot/services/volunteers.py (SKILLS, TIMES);
+    `withdrawn_at` set: they have withdrawn and get no more offers (the row stays, so that the
+    requests they helped with still show who did).
+    """
+
+    __tablename__ = "volunteers"
+    __table_args__ = (
+        UniqueConstraint("resident_id", name="uq_volunteers_resident_id"),
+        Index("ix_volunteers_grid", "grid_id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"), nullable=False)
+    grid_id = Column(String(48), nullable=False)
+    skills = Column(JSON, nullable=False, default=list)
+    times = Column(JSON, nullable=False, default=list)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow)
+    withdrawn_at = Column(DateTime)
+
+
+class VolunteerOffer(Base):
+    """An `elderly_help` request offered to one volunteer by the grid worker, and the answer.
+
+    status: offered → accepted | declined | taken (they accepted after another volunteer had:
+    told so). At most one offer per request is accepted (a partial unique index), and a
+    request is offered to a volunteer once (a unique key). The volunteer is kept as None when
+    they erased their data.
+    """
+
+    __tablename__ = "volunteer_offers"
+    __table_args__ = (
+        UniqueConstraint("request_id", "volunteer_id", name="uq_volunteer_offers_request_id"),
+        Index("ix_volunteer_offers_volunteer", "volunteer_id", "status"),
+        Index("uq_volunteer_offers_one_accepted", "request_id", unique=True,
+              sqlite_where=text("status = 'accepted'"),
+              postgresql_where=text("status = 'accepted'")),
+    )
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("requests.id", ondelete="CASCADE"), nullable=False)
+    volunteer_id = Column(Integer, ForeignKey("volunteers.id", ondelete="SET NULL"))
+    status = Column(String(12), nullable=False, default="offered")
+    offered_by = Column(String(64), nullable=False)  # the staff account that offered it
+    offered_at = Column(DateTime, nullable=False, default=utcnow)
+    answered_at = Column(DateTime)

@@ -16,10 +16,11 @@ from flows.polls import Polls
 from flows.rating import Rating
 from flows.requests import ReportProblem
 from flows.settings import Settings
+from flows.volunteers import Volunteers
 
 FLOWS: tuple[type[Flow], ...] = (
     Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
-    Rating, ReportProblem, Settings,
+    Rating, ReportProblem, Settings, Volunteers,
 )
 
 

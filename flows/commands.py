@@ -21,6 +21,7 @@ DESCRIPTIONS = {
     "/cancel": N_("Stop what you are doing"),
     "/myrequests": N_("My requests"),
     "/forget": N_("Delete my data"),
+    "/volunteer": N_("Volunteer in your grid"),
 }
 KNOWN = tuple(DESCRIPTIONS)
 DEEP_LINK = re.compile(r"^(notice|poll)_(\d{1,9})$")
@@ -92,3 +93,5 @@ class Commands:
             flows["myrequests"].start(ctx)
         elif command == "/forget":
             flows["settings"].start(ctx, "forget")
+        elif command == "/volunteer":
+            flows["volunteers"].start(ctx, offers_first=True)

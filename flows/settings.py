@@ -77,6 +77,7 @@ class Settings(Flow):
                            else t("Turn senior mode on"), "set:senior"),
                 ctx.button(t("Set my building or area"), "set:building"),
                 ctx.button(t("Delete my data"), "set:forget"),
+                ctx.button(t("Volunteer in your grid"), "set:volunteer"),
                 self.menu_button(ctx),
             ],
         )
@@ -115,6 +116,8 @@ class Settings(Flow):
             ctx.go(self.name, "main")
         elif step == "main" and payload == "set:forget":
             ctx.go(self.name, "forget")
+        elif step == "main" and payload == "set:volunteer":
+            self.assistant.flow("volunteers").start(ctx)
         elif step == "language" and payload.startswith("lang:"):
             self.change_language(ctx, payload.split(":", 1)[1])
         elif step == "forget" and payload == "forget:yes" and ctx.incoming.kind == "button":

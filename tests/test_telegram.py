@@ -250,7 +250,8 @@ def test_commands_are_registered_in_every_language_telegram_tells_apart(config, 
     asyncio.run(scenario())
     assert set(fake.commands) == {None, "en", "mn", "bo", "ug"}
     assert [c["command"] for c in fake.commands[None]] == [
-        "start", "menu", "help", "language", "voice", "cancel", "myrequests", "forget"]
+        "start", "menu", "help", "language", "voice", "cancel", "myrequests", "forget",
+        "volunteer"]
     assert fake.commands["en"][0]["description"] != fake.commands[None][0]["description"]
 
 

@@ -32,6 +32,7 @@ from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.console.open_figures import OpenFigurePages
+from bot.console.volunteers import VolunteerPages
 from bot.db import Database
 from bot.i18n import Catalogs
 from bot.models import Attachment, Department, Request, Resident, Turn, utcnow
@@ -79,7 +80,7 @@ class ConsoleRoute:
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages):
+class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, VolunteerPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -568,6 +569,9 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages):
                          "clip_upload", files=1),
             ConsoleRoute("/clips/{language}/{clip}/delete", self.clip_delete, ("POST",),
                          "staff", "clip_delete"),
+            ConsoleRoute("/volunteers", self.volunteer_list, ("GET",), "viewer", "volunteers"),
+            ConsoleRoute("/requests/{tracking_number}/volunteers", self.volunteer_offer,
+                         ("POST",), "staff", "request_volunteers"),
         ]
 
     # the guard ----------------------------------------------------------------------------

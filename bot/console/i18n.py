@@ -314,6 +314,34 @@ ZH_HANS = {
     "Choose a file or record first.": "请先选择文件或录音。",
     "Recording saved ({seconds} s).": "录音已保存（{seconds}秒）。",
     "Recording deleted.": "录音已删除。",
+    # Volunteers (bot/console/volunteers.py, volunteers.html, request_volunteers.part.html)
+    "Volunteers": "志愿者",
+    "Volunteer": "志愿者",
+    "Grid": "网格",
+    "{count} active volunteers": "在册志愿者{count}名",
+    "Volunteers of this grid": "本网格志愿者",
+    "This request is in no grid: it cannot be offered to volunteers.":
+        "该诉求不属于任何网格，无法派给志愿者。",
+    "Each volunteer is told the category and the building only: never the resident's name, "
+    "phone or words. The first to accept gets it.":
+        "志愿者只会收到类别和楼号，不会看到居民的姓名、电话或所写内容。先接受者承接。",
+    "Any skill": "不限技能",
+    "Offer to the grid's volunteers": "派给本网格志愿者",
+    "Answer": "回复",
+    "Offered": "派单时间",
+    "Answered": "回复时间",
+    "erased": "已删除",
+    "waiting for an answer": "等待回复",
+    "accepted": "已接受",
+    "declined": "已婉拒",
+    "accepted too late": "接受时已被他人承接",
+    "withdrew": "已退出",
+    "Can help with": "可提供的帮助",
+    "No volunteers yet.": "暂无志愿者。",
+    "Only the grid worker of this request's grid or an admin can offer it to volunteers.":
+        "只有该诉求所在网格的网格员或管理员可以派给志愿者。",
+    "Offered to {count} volunteer(s).": "已派给{count}名志愿者。",
+    "No volunteer of this grid is left to offer it to.": "本网格已没有可派的志愿者。",
 }
 CATALOGS = {"zh_Hans": ZH_HANS, "en": {}}
 
