@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 from bot.i18n import N_
+from bot.messages import OUTBOX
+from bot.services import grids as grid_service
 from flows.menu import show_help
 
 # What each command does, as the messenger's command list shows it (Telegram: per language).
@@ -23,6 +25,8 @@ DESCRIPTIONS = {
     "/forget": N_("Delete my data"),
 }
 KNOWN = tuple(DESCRIPTIONS)
+# For grid workers, not residents: not in the command list residents see.
+LINK = "/link"
 DEEP_LINK = re.compile(r"^(notice|poll)_(\d{1,9})$")
 
 
@@ -58,6 +62,9 @@ class Commands:
         argument = argument.strip()
         command = command.split("@", 1)[0].lower()  # /start@LinliBot in Telegram
         flows = self.assistant.flows
+        if command == LINK:
+            self.link(ctx, argument)
+            return
         if command not in KNOWN:
             ctx.say(t("I do not know that command. These work: {commands}",
                       commands=" ".join(KNOWN)))
@@ -92,3 +99,26 @@ class Commands:
             flows["myrequests"].start(ctx)
         elif command == "/forget":
             flows["settings"].start(ctx, "forget")
+
+    def link(self, ctx, code: str) -> None:
+        """`/link CODE`: a grid worker links their staff account to this chat with the
+        one-time code the console showed; urgent requests of their grid then come here. The
+        turn is kept in the log without its text (the code)."""
+        t = ctx.t
+        ctx.secret = True
+        if not ctx.carries(OUTBOX):
+            ctx.say(t("Staff accounts can be linked only in a messenger chat such as Telegram."))
+        elif not grid_service.normalise_code(code):
+            ctx.say(t("Send /link and the code the console shows, for example: /link 12345678"))
+        else:
+            staff = grid_service.link(ctx.session, ctx.config.data_dir, code, ctx.resident)
+            if staff is None:
+                ctx.say(t("That code does not work. A code works once, for 10 minutes. Get a "
+                          "new one on the console's grid page."))
+            else:
+                ctx.say(t("This chat is now linked to the staff account {name}. New urgent "
+                          "requests of your grid will come here.", name=staff.name))
+        if ctx.resident.flow is None:
+            self.assistant.flows["onboarding"].start(ctx)
+        else:
+            ctx.show()

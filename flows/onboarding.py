@@ -1,4 +1,5 @@
-"""First contact: the language picker (each language in its own script), then voice on/off.
+"""First contact: the language picker (each language in its own script), then voice on/off,
+then the resident's building, offered once beside the main menu (skippable).
 
 A newcomer's first message is answered in the language its script shows, with that language
 as choice 1, and kept: once the resident confirms a language, it is acted on (a problem goes
@@ -9,11 +10,42 @@ from __future__ import annotations
 
 from bot.clip_gaps import voice_offered
 from bot.messages import Understanding
-from bot.text import guess_language
+from bot.places import find_place, listed_building
+from bot.text import guess_language, word_count
 from flows.base import Flow
+from flows.menu import MENU_ENTRIES
 
 # First words that only open the conversation: after the language, the voice question follows.
 GREETINGS = frozenset({"greet", "thank", "affirm"})
+MAX_BUILDING = 64  # characters of a building or area as typed (Resident.building)
+# At the building offer, a message of at most this many words that names a building ("5号楼",
+# "5-р байр", "building 5") is the answer; a longer one is read by the NLU first.
+BUILDING_WORDS = 5
+# What the NLU may call a building it does not know: kept as typed, not acted on.
+NOT_AN_ACTION = frozenset({"nlu_fallback", "out_of_scope"})
+
+
+def save_building(ctx, text: str) -> bool:
+    """Keeps the resident's building as typed (the place it names, if one of config.yml's
+    place patterns finds it), and says so: with its grid when the building is listed, plainly
+    when it is not. False (after asking again) if the text cannot be a building."""
+    t = ctx.t
+    text = " ".join(text.split())
+    if not any(ch.isalnum() for ch in text) or len(text) > MAX_BUILDING:
+        ctx.say(t("Please type the building or area in {low} to {high} characters.",
+                  low=1, high=MAX_BUILDING))
+        return False
+    building = find_place(ctx.config, text) or text
+    ctx.resident.building = building
+    listed = listed_building(ctx.config, building)
+    if listed:
+        ctx.say(t("Saved. Building or area: {building}", building=building) + "\n"
+                + t("It is in {grid}.", grid=t.name(listed[0].names)))
+    else:
+        ctx.say(t("Saved. Building or area: {building}", building=building) + "\n"
+                + t("It is not on the community's list of buildings, so it is kept as you "
+                    "typed it."))
+    return True
 
 
 def language_buttons(ctx, first: str | None = None) -> list:
@@ -33,7 +65,7 @@ def language_from_text(ctx, text: str) -> str | None:
 
 class Onboarding(Flow):
     name = "onboarding"
-    text_steps = frozenset({"language"})
+    text_steps = frozenset({"language", "building"})
 
     def start(self, ctx, after: str | None = None) -> None:
         """`after`: a deep link (notice_12, poll_3) to open once the language is chosen."""
@@ -61,6 +93,15 @@ class Onboarding(Flow):
         })
 
     def prompt(self, ctx, step):
+        if step == "building":
+            t = ctx.t
+            # The main menu's choices stay where they always are: pressing one skips the question.
+            ctx.say(t("Which building do you live in? Type it, for example: building 5. Then "
+                      "your grid worker sees your requests. Or choose a number below; you can "
+                      "set it later under Settings."),
+                    [ctx.button(t(label), payload) for payload, label in MENU_ENTRIES]
+                    + [ctx.button(t("Skip this question"), "building:skip")])
+            return
         if step == "voice":
             t = ctx.t
             ctx.say(
@@ -105,6 +146,12 @@ class Onboarding(Flow):
         if step == "voice" and payload in ("voice:on", "voice:off"):
             self.finish(ctx, voice_on=payload == "voice:on")
             return
+        if step == "building" and payload == "building:skip":
+            ctx.main_menu(ctx.t("You can set your building any time under Settings."))
+            return
+        if step == "building" and payload.startswith("menu:"):
+            self.assistant.flow("menu").on_button(ctx, "main", payload)
+            return
         super().on_button(ctx, step, payload)
 
     def finish(self, ctx, voice_on: bool) -> None:
@@ -116,7 +163,11 @@ class Onboarding(Flow):
             ctx.say(self._welcome(ctx))
             if open_deep_link(ctx, after):
                 return
-        ctx.main_menu(None if after else self._welcome(ctx))
+        if after or ctx.resident.building:
+            ctx.main_menu(None if after else self._welcome(ctx))
+            return
+        ctx.say(self._welcome(ctx))
+        ctx.go(self.name, "building", slots={})
 
     @staticmethod
     def _welcome(ctx) -> str:
@@ -125,12 +176,30 @@ class Onboarding(Flow):
                  "under Settings.", community=t.name(ctx.config.community_names))
 
     def on_text(self, ctx, step, text):
+        if step == "building":
+            self.building_text(ctx, text)
+            return
         language = language_from_text(ctx, text)
         if language:
             self.choose_language(ctx, language)
             return
         ctx.say(ctx.t("Please choose your language by its number."))
         ctx.show()
+
+    def building_text(self, ctx, text: str) -> None:
+        """At the building offer: a short message naming a building is the answer; anything
+        the NLU reads as an action is acted on (the offer is not made again); other short text
+        is kept as an unlisted building."""
+        names_one = find_place(ctx.config, text) or listed_building(ctx.config, text)
+        understanding = ctx.understanding
+        if not (names_one and word_count(text) <= BUILDING_WORDS) and (
+                understanding is not None and understanding.intent not in NOT_AN_ACTION):
+            self.assistant.flow("intents").handle(ctx, understanding, text)
+            return
+        if save_building(ctx, text):
+            ctx.main_menu()
+        else:
+            ctx.show()
 
     def choose_language(self, ctx, language: str) -> None:
         """Sets the language; then the kept first message is acted on, or voice is asked."""
