@@ -104,6 +104,8 @@ class Commands:
         """`/link CODE`: a grid worker links their staff account to this chat with the
         one-time code the console showed; urgent requests of their grid then come here. The
         turn is kept in the log without its text (the code)."""
+        if ctx.resident.language is None:  # a worker's first message: their app's language,
+            ctx.t = self.assistant.catalogs.translator(_hinted(ctx))  # not the code's digits
         t = ctx.t
         ctx.secret = True
         if not ctx.carries(OUTBOX):
@@ -122,3 +124,13 @@ class Commands:
             self.assistant.flows["onboarding"].start(ctx)
         else:
             ctx.show()
+
+
+def _hinted(ctx) -> str | None:
+    """The language the channel says the person's app uses (Telegram: "zh-hans"), if it is one
+    of ours; None gives the default language."""
+    hint = (ctx.incoming.language_hint or "").replace("-", "_").lower()
+    for language in ctx.config.language_ids:
+        if hint and (hint == language.lower() or hint.split("_")[0] == language.split("_")[0]):
+            return language
+    return None
