@@ -11,17 +11,15 @@ from __future__ import annotations
 from bot.clip_gaps import voice_offered
 from bot.messages import Understanding
 from bot.places import find_place, listed_building
-from bot.text import guess_language, word_count
+from bot.text import guess_language
 from flows.base import Flow
 from flows.menu import MENU_ENTRIES
 
 # First words that only open the conversation: after the language, the voice question follows.
 GREETINGS = frozenset({"greet", "thank", "affirm"})
 MAX_BUILDING = 64  # characters of a building or area as typed (Resident.building)
-# At the building offer, a message of at most this many words that names a building ("5号楼",
-# "5-р байр", "building 5") is the answer; a longer one is read by the NLU first.
-BUILDING_WORDS = 5
-# What the NLU may call a building it does not know: kept as typed, not acted on.
+# What the NLU calls a building ("5号楼", "5-р байр", "building 5"), named or not: kept as typed,
+# not acted on.
 NOT_AN_ACTION = frozenset({"nlu_fallback", "out_of_scope"})
 
 
@@ -186,20 +184,39 @@ class Onboarding(Flow):
         ctx.say(ctx.t("Please choose your language by its number."))
         ctx.show()
 
-    def building_text(self, ctx, text: str) -> None:
-        """At the building offer: a short message naming a building is the answer; anything
-        the NLU reads as an action is acted on (the offer is not made again); other short text
-        is kept as an unlisted building."""
-        names_one = find_place(ctx.config, text) or listed_building(ctx.config, text)
+    def building_text(self, ctx, text: str, spoken: bool = False) -> None:
+        """At the building offer: what the NLU reads as something to do ("3号楼的电梯坏了")
+        is done, and the offer is not made again; anything else is the building, named by a
+        place pattern or kept as typed. A voice note's transcript is taken only when it names
+        a building: misheard words are never stored as one."""
         understanding = ctx.understanding
-        if not (names_one and word_count(text) <= BUILDING_WORDS) and (
-                understanding is not None and understanding.intent not in NOT_AN_ACTION):
+        if understanding is not None and understanding.intent not in NOT_AN_ACTION:
             self.assistant.flow("intents").handle(ctx, understanding, text)
+            return
+        if spoken and not (find_place(ctx.config, text) or listed_building(ctx.config, text)):
+            ctx.go("menu", "main", slots={}, show=False)
+            ctx.say(ctx.t("I did not understand that. Please choose one of the numbers below."))
+            ctx.show()
             return
         if save_building(ctx, text):
             ctx.main_menu()
         else:
             ctx.show()
+
+    def on_spoken_text(self, ctx, step, text, media):
+        if step == "building":
+            self.building_text(ctx, text, spoken=True)
+            return
+        super().on_spoken_text(ctx, step, text, media)
+
+    def on_media(self, ctx, step, kind, media):
+        """A photo or a voice note not understood at the building offer: the offer is left
+        for the main menu, which answers it."""
+        if step == "building":
+            ctx.go("menu", "main", slots={}, show=False)
+            self.assistant.flow("menu").on_media(ctx, "main", kind, media)
+            return
+        super().on_media(ctx, step, kind, media)
 
     def choose_language(self, ctx, language: str) -> None:
         """Sets the language; then the kept first message is acted on, or voice is asked."""

@@ -100,11 +100,15 @@ def test_an_unlisted_building_is_kept_as_typed_with_a_plain_confirmation(assista
     assert building_of(db, "unlisted") == "12号楼"
 
 
-def test_a_request_typed_at_the_building_offer_is_acted_on(config, db, nlu_assistant):
+def test_a_problem_typed_at_the_building_offer_is_acted_on_and_a_building_is_kept(
+        config, db, nlu_assistant):
     resident = new_resident(nlu_assistant, "reporter", "zh_Hans")
-    resident.send("我家厨房的水管漏水了，请派人来修")
-    assert resident.state()[0] == "report"
+    resident.send("3号楼的电梯坏了")  # names a building, but is a report
+    assert resident.state()[:2] == ("report", "location")
     assert building_of(db, "reporter") is None
+    neighbour = new_resident(nlu_assistant, "neighbour", "zh_Hans")
+    neighbour.send("5号楼")
+    assert neighbour.state()[:2] == ("menu", "main") and building_of(db, "neighbour") == "5号楼"
 
 
 def test_settings_change_the_building(chat, db):
