@@ -94,9 +94,8 @@ class Onboarding(Flow):
         if step == "building":
             t = ctx.t
             # The main menu's choices stay where they always are: pressing one skips the question.
-            ctx.say(t("Which building do you live in? Type it, for example: building 5. Then "
-                      "your grid worker sees your requests. Or choose a number below; you can "
-                      "set it later under Settings."),
+            ctx.say(t("Which building do you live in? Type it, for example: building 5. Or "
+                      "choose a number below; you can set it later under Settings."),
                     [ctx.button(t(label), payload) for payload, label in MENU_ENTRIES]
                     + [ctx.button(t("Skip this question"), "building:skip")])
             return

@@ -21,6 +21,7 @@ from bot.services import requests as request_service
 from flows import handover
 
 URGENT_POLL_SECONDS = 5
+MAX_REQUEST_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class GridPages:
         """New urgent requests of the chosen grid after the id the page last saw (JSON)."""
         _, chosen = self._grid_choice(request)
         try:
-            after = max(int(request.query_params.get("after", "0")), 0)
+            after = min(max(int(request.query_params.get("after", "0")), 0), MAX_REQUEST_ID)
         except ValueError:
             after = 0
         if chosen is None:
