@@ -111,7 +111,7 @@ class Commands:
         if not ctx.carries(OUTBOX):
             ctx.say(t("Staff accounts can be linked only in a messenger chat such as Telegram."))
         elif not grid_service.normalise_code(code):
-            ctx.say(t("Send /link and the code the console shows, for example: /link 12345678"))
+            ctx.say(t("Send /link and the code the console shows, for example: /link 4821 0937"))
         else:
             staff = grid_service.link(ctx.session, ctx.config.data_dir, code, ctx.resident)
             if staff is None:
