@@ -289,3 +289,31 @@ def test_a_link_code_expires_after_ten_minutes(config, db, assistant):
     worker = Chat(assistant, "late-worker", channel="telegram")
     worker.send(f"/link {code}")
     assert "这个验证码无效" in worker.text
+
+
+def test_the_demo_seeds_the_grid_workers_whose_pages_show_their_grids(config, db, assistant):
+    from bot.demo import grid_worker_passwords, seed, seed_staff
+
+    seed(db, config)
+    admin, _ = seed_staff(db, config.data_dir)
+    passwords = dict(grid_worker_passwords(config.data_dir))
+    assert set(passwords) == {"liu", "zhao"} and all(passwords.values())
+    assert seed_staff(db, config.data_dir)[0] == admin  # a second seed keeps the accounts
+    assert dict(grid_worker_passwords(config.data_dir)) == passwords
+    app = console(config, db)
+    with db.session() as session:
+        west = session.execute(select(Request.tracking_number).where(
+            Request.grid_id == "west")).scalars().all()
+    for name, grid in (("zhao", "西区网格"), ("liu", "东区网格")):
+        client = logged_in_with(app, name, passwords[name])
+        page = client.get("/grid").text
+        assert grid in page
+        assert any(number in page for number in west) == (name == "zhao")
+
+
+def logged_in_with(app, name: str, password: str):
+    from tests.console_helpers import StaffClient
+
+    client = StaffClient(app)
+    assert client.login(name, password).status_code == 303
+    return client
