@@ -16,6 +16,7 @@ from bot.models import Escalation, OutboxMessage, Request, Resident, utcnow
 from bot.services import grids as grid_service
 from tests.conftest import Chat
 from tests.console_helpers import add_staff, console, logged_in
+from tests.test_console_browser import browser  # noqa: F401  (the Chromium fixture)
 
 WORKER_CHAT = 7770001
 
@@ -317,3 +318,37 @@ def logged_in_with(app, name: str, password: str):
     client = StaffClient(app)
     assert client.login(name, password).status_code == 303
     return client
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_in_chromium_an_urgent_request_appears_live_and_is_escalated_from_its_page(
+        config, db, assistant, browser):  # noqa: F811  (the imported fixture)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_console_browser import log_in, screenshot, served
+
+    add_staff(db, "zhao", "staff")
+    resident = Chat(assistant, "live-resident")
+    resident.onboard("zh_Hans")
+    with served(console(config, db)) as base:
+        log_in(browser, base, "zhao")
+        browser.get(base + "/grid")
+        assert browser.find_element(By.ID, "grid-name").text == "West grid"
+        number = resident.file_request("elderly_help", "需要人陪着看病", "6号楼")
+        live = WebDriverWait(browser, 20).until(ready.text_to_be_present_in_element(
+            (By.ID, "urgent-new"), number))
+        assert live and browser.find_element(By.ID, "urgent-reload").is_displayed()
+        screenshot(browser, "grid-urgent")
+        browser.find_element(By.LINK_TEXT, number).click()
+        Select(browser.find_element(By.ID, "escalate-department")).select_by_value(
+            "residents_committee")
+        browser.find_element(By.ID, "escalate-note").send_keys("独居老人，请居委会今天上门")
+        browser.find_element(By.ID, "escalate").click()
+        flash = WebDriverWait(browser, 10).until(
+            ready.presence_of_element_located((By.CLASS_NAME, "flash")))
+        assert flash.text == "Escalated. The department's time limit starts now."
+        assert "独居老人" in browser.find_element(By.ID, "escalations").text
+        assert "Residents' committee" in browser.find_element(By.ID, "department").text
