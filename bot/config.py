@@ -73,6 +73,8 @@ class Category:
     # Problems residents often have in this category, offered as numbered choices at the
     # description step: each a name map, like `names`.
     common_problems: tuple[dict[str, str], ...] = ()
+    # Urgent (`urgent: true`): the grid worker(s) of its grid are told of a new one at once.
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -604,7 +606,10 @@ def load_config(path: Path | None = None) -> Config:
             for j, problem in enumerate(check.sequence(item.get("common_problems"),
                                                        f"{key}.common_problems"))
         ) if "common_problems" in item else ()
-        categories.append(Category(cat_id, department, hours, names, common))
+        urgent = item.get("urgent", False)
+        if not isinstance(urgent, bool):
+            raise check.fail(f"{key}.urgent", "must be true or false")
+        categories.append(Category(cat_id, department, hours, names, common, urgent))
 
     emergency = []
     for i, item in enumerate(check.sequence(raw.get("emergency_numbers"), "emergency_numbers")):

@@ -77,6 +77,8 @@ DEMO_TURNS = [
     ("aygul", "text", "رەھمەت", "thank", 0.97, 2),
 ]
 DEMO_STAFF = "demo"
+# The grid workers of config.yml's demo grids (east: liu, west: zhao): staff accounts.
+DEMO_GRID_WORKERS = ("liu", "zhao")
 
 
 def seed(db: Database, config: Config | None = None) -> bool:
@@ -189,25 +191,41 @@ def _add_turns(session, resident: Resident, user_id: str) -> None:
 
 
 def seed_staff(db: Database, data_dir: Path) -> tuple[str, str | None]:
-    """The demo staff account (an admin, to show every page): its name and password.
+    """The demo staff account (an admin, to show every page): its name and password; and the
+    demo grid workers (DEMO_GRID_WORKERS, role staff; their passwords: grid_worker_passwords).
 
-    The password is random, kept in <data dir>/demo-staff-password (mode 0600) so that a second
-    `linli demo seed` can print it again; None if that file is gone.
+    Each password is random, kept in <data dir>/demo-staff-password[-<name>] (mode 0600) so
+    that a second `linli demo seed` can print it again; None if that file is gone.
     """
+    password = _demo_account(db, DEMO_STAFF, "admin", Path(data_dir) / "demo-staff-password")
+    for name in DEMO_GRID_WORKERS:
+        _demo_account(db, name, "staff", Path(data_dir) / f"demo-staff-password-{name}")
+    return DEMO_STAFF, password
+
+
+def grid_worker_passwords(data_dir: Path) -> list[tuple[str, str | None]]:
+    """The demo grid workers' names and passwords, as seed_staff kept them."""
+    found = []
+    for name in DEMO_GRID_WORKERS:
+        path = Path(data_dir) / f"demo-staff-password-{name}"
+        found.append((name, path.read_text(encoding="ascii").strip() if path.is_file()
+                      else None))
+    return found
+
+
+def _demo_account(db: Database, name: str, role: str, path: Path) -> str | None:
     from bot.console.auth import add_user, find_user
 
-    path = Path(data_dir) / "demo-staff-password"
     with db.session() as session:
-        if find_user(session, DEMO_STAFF) is not None:
-            return DEMO_STAFF, (path.read_text(encoding="ascii").strip()
-                                if path.is_file() else None)
+        if find_user(session, name) is not None:
+            return path.read_text(encoding="ascii").strip() if path.is_file() else None
         password = secrets.token_urlsafe(12)
-        add_user(session, DEMO_STAFF, password, "admin", "zh_Hans", actor="demo")
+        add_user(session, name, password, role, "zh_Hans", actor="demo")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(password + "\n")
-    return DEMO_STAFF, password
+    return password
 
 
 def _backdate(session, request: Request, age: timedelta) -> None:

@@ -181,6 +181,26 @@ class RequestEvent(Base):
     request = relationship("Request", back_populates="events")
 
 
+class Escalation(Base):
+    """吹哨报到: a request escalated to a department with a note, by a grid worker or an admin.
+
+    The department's time limit starts again at `at` (`due_at`); the request's history shows
+    it as an event, and the dashboard counts escalations and how many were resolved in time.
+    """
+
+    __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_at", "at"),)
+
+    id = Column(Integer, primary_key=True)
+    request_id = Column(Integer, ForeignKey("requests.id", ondelete="CASCADE"), nullable=False)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    actor = Column(String(64), nullable=False)  # "staff:<name>"
+    from_department_id = Column(String(48), nullable=False)
+    to_department_id = Column(String(48), ForeignKey("departments.id"), nullable=False)
+    note = Column(Text, nullable=False)
+    due_at = Column(DateTime, nullable=False)  # the restarted time limit
+
+
 class Attachment(Base):
     """A photo or voice note a resident sent with a request: the channel's file id and our copy."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 from bot.i18n import N_
+from bot.messages import OUTBOX
+from bot.services import grids as grid_service
 from flows.menu import show_help
 
 # What each command does, as the messenger's command list shows it (Telegram: per language).
@@ -24,6 +26,8 @@ DESCRIPTIONS = {
     "/volunteer": N_("Volunteer in your grid"),
 }
 KNOWN = tuple(DESCRIPTIONS)
+# For grid workers, not residents: not in the command list residents see.
+LINK = "/link"
 DEEP_LINK = re.compile(r"^(notice|poll)_(\d{1,9})$")
 
 
@@ -59,6 +63,9 @@ class Commands:
         argument = argument.strip()
         command = command.split("@", 1)[0].lower()  # /start@LinliBot in Telegram
         flows = self.assistant.flows
+        if command == LINK:
+            self.link(ctx, argument)
+            return
         if command not in KNOWN:
             ctx.say(t("I do not know that command. These work: {commands}",
                       commands=" ".join(KNOWN)))
@@ -95,3 +102,38 @@ class Commands:
             flows["settings"].start(ctx, "forget")
         elif command == "/volunteer":
             flows["volunteers"].start(ctx, offers_first=True)
+
+    def link(self, ctx, code: str) -> None:
+        """`/link CODE`: a grid worker links their staff account to this chat with the
+        one-time code the console showed; urgent requests of their grid then come here. The
+        turn is kept in the log without its text (the code)."""
+        if ctx.resident.language is None:  # a worker's first message: their app's language,
+            ctx.t = self.assistant.catalogs.translator(_hinted(ctx))  # not the code's digits
+        t = ctx.t
+        ctx.secret = True
+        if not ctx.carries(OUTBOX):
+            ctx.say(t("Staff accounts can be linked only in a messenger chat such as Telegram."))
+        elif not grid_service.normalise_code(code):
+            ctx.say(t("Send /link and the code the console shows, for example: /link 4821 0937"))
+        else:
+            staff = grid_service.link(ctx.session, ctx.config.data_dir, code, ctx.resident)
+            if staff is None:
+                ctx.say(t("That code does not work. A code works once, for 10 minutes. Get a "
+                          "new one on the console's grid page."))
+            else:
+                ctx.say(t("This chat is now linked to the staff account {name}. New urgent "
+                          "requests of your grid will come here.", name=staff.name))
+        if ctx.resident.flow is None:
+            self.assistant.flows["onboarding"].start(ctx)
+        else:
+            ctx.show()
+
+
+def _hinted(ctx) -> str | None:
+    """The language the channel says the person's app uses (Telegram: "zh-hans"), if it is one
+    of ours; None gives the default language."""
+    hint = (ctx.incoming.language_hint or "").replace("-", "_").lower()
+    for language in ctx.config.language_ids:
+        if hint and (hint == language.lower() or hint.split("_")[0] == language.split("_")[0]):
+            return language
+    return None

@@ -11,6 +11,7 @@ import dataclasses
 
 from bot.messages import PHOTO, VOICE
 from bot.places import find_place, grid_for
+from bot.services import grids as grid_service
 from bot.services import requests as service
 from flows.base import Flow
 
@@ -258,6 +259,7 @@ class ReportProblem(Flow):
                         longitude=draft.longitude, home=ctx.resident.building)
         draft = dataclasses.replace(draft, grid_id=grid.id if grid else None)
         request = service.submit(ctx.session, ctx.resident, draft, ctx.incoming.channel)
+        grid_service.announce_urgent(ctx.session, ctx.config, self.assistant.catalogs, request)
         department = ctx.config.department(request.department_id)
         ctx.main_menu(
             t(

@@ -6,7 +6,7 @@ import unicodedata
 
 from bot.services import residents as resident_service
 from flows.base import Flow
-from flows.onboarding import language_buttons, language_from_text
+from flows.onboarding import language_buttons, language_from_text, save_building
 
 # Flows left for good when the language changes; any other (a report half-written, a
 # consultation) goes on in the new language.
@@ -17,7 +17,6 @@ class Settings(Flow):
     name = "settings"
     # At "forget" and "forget_word" typed text is read as the erase word, never as a choice.
     text_steps = frozenset({"language", "building", "forget", "forget_word"})
-    MAX_BUILDING = 64
 
     def start(self, ctx, step: str = "main") -> None:
         slots = {}
@@ -139,14 +138,10 @@ class Settings(Flow):
             ctx.show()
             return
         if step == "building":
-            if not any(ch.isalnum() for ch in text) or len(text) > self.MAX_BUILDING:
-                ctx.say(ctx.t("Please type the building or area in {low} to {high} characters.",
-                              low=1, high=self.MAX_BUILDING))
+            if save_building(ctx, text):
+                ctx.go(self.name, "main")
+            else:
                 ctx.show()
-                return
-            ctx.resident.building = text
-            ctx.say(ctx.t("Saved. Building or area: {building}", building=text))
-            ctx.go(self.name, "main")
             return
         language = language_from_text(ctx, text)
         if step == "language" and language:

@@ -142,6 +142,8 @@ class Chat:
         self.press_payload(f"lang:{language}")
         if voice or self.state()[:2] == ("onboarding", "voice"):  # not offered without a voice
             self.press_payload("voice:on" if voice else "voice:off")
+        if self.state()[:2] == ("onboarding", "building"):  # offered once, beside the menu
+            self.press_payload("building:skip")
         assert self.state()[:2] == ("menu", "main")
 
     def file_request(

@@ -43,8 +43,10 @@ def test_a_language_can_be_typed_by_its_own_name(chat):
     resident.send("/start")
     resident.send("Монгол")
     assert resident.state()[4] == "mn"
-    # No engine speaks Mongolian and no clip is recorded: voice is not offered.
-    assert resident.state()[:2] == ("menu", "main")
+    # No engine speaks Mongolian and no clip is recorded: voice is not offered; the building
+    # is asked next, beside the main menu's choices.
+    assert resident.state()[:2] == ("onboarding", "building")
+    assert "menu:report" in resident.payloads and "building:skip" in resident.payloads
     other = chat("typed-en")
     other.send("/start")
     other.send("English")

@@ -21,7 +21,7 @@ def cmd_db_upgrade(args) -> int:
 
 def cmd_demo_seed(args) -> int:
     from bot.app import build
-    from bot.demo import seed, seed_staff
+    from bot.demo import grid_worker_passwords, seed, seed_staff
 
     config, db, _ = build()
     created = seed(db, config)
@@ -33,6 +33,9 @@ def cmd_demo_seed(args) -> int:
           f"http://{config.console.host}:{config.console.port}/ and log in as {name} "
           f"(admin) with password {password or '(set earlier; see linli staff add-user)'}",
           file=sys.stderr)
+    for worker, secret in grid_worker_passwords(config.data_dir):
+        print(f"grid worker {worker} (staff, page /grid): password "
+              f"{secret or '(set earlier; see linli staff add-user)'}", file=sys.stderr)
     return 0
 
 

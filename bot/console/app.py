@@ -28,6 +28,7 @@ from bot.console.accounts import AccountPages
 from bot.console.asgi import BodyLimit, SecureCookies, SecurityHeaders, TrustedProxies
 from bot.console.clips import ClipPages
 from bot.console.community import CommunityPages
+from bot.console.grids import GridPages
 from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
@@ -80,7 +81,8 @@ class ConsoleRoute:
 
 
 # --- the app -------------------------------------------------------------------------------
-class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, VolunteerPages):
+class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, VolunteerPages,
+              GridPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -88,6 +90,7 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, Voluntee
         self.db = db
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["urlencode"] = urlencode
+        self.templates.env.globals["escalation_box"] = self.escalation_box
         self.catalogs = Catalogs(config)
         self.actions = StaffActions(config, self.catalogs, installed_channels())
 
@@ -203,7 +206,7 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, Voluntee
         days = _int(request.query_params.get("days"), 90)
         days = days if days in DAYS_CHOICES else 90
         with self.db.session() as session:
-            figures = metrics.compute(session, days=days)
+            figures = metrics.compute(session, days=days, tz=self.config.tz)
         names = self.names(request.state.staff)
         category, status = names["category_name"], names["status_name"]
         language = names["language_name"]
@@ -562,6 +565,13 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, Voluntee
                          "staff", "handover_answer"),
             ConsoleRoute("/handover/{resident_id:int}/hand-back", self.handover_back,
                          ("POST",), "staff", "handover_back"),
+            ConsoleRoute("/grid", self.grid_page, ("GET",), "staff", "grid"),
+            ConsoleRoute("/grid/urgent.json", self.grid_urgent, ("GET",), "staff", "grid_urgent"),
+            ConsoleRoute("/grid/link-code", self.grid_link_code, ("POST",), "staff",
+                         "grid_link_code"),
+            ConsoleRoute("/grid/unlink", self.grid_unlink, ("POST",), "staff", "grid_unlink"),
+            ConsoleRoute("/requests/{tracking_number}/escalate", self.escalate_request,
+                         ("POST",), "staff", "request_escalate"),
             ConsoleRoute("/clips", self.clips_page, ("GET",), "viewer", "clips"),
             ConsoleRoute("/clips/{language}/{clip}/audio", self.clip_audio, ("GET",), "viewer",
                          "clip_audio"),

@@ -342,6 +342,39 @@ ZH_HANS = {
         "只有该诉求所在网格的网格员或管理员可以派给志愿者。",
     "Offered to {count} volunteer(s).": "已派给{count}名志愿者。",
     "No volunteer of this grid is left to offer it to.": "本网格已没有可派的志愿者。",
+    # Grids and grid workers (bot/console/grids.py, grid.html, escalate.part.html).
+    "My grid": "我的网格",
+    "Show": "显示",
+    "None.": "没有。",
+    "Urgent": "紧急",
+    "New requests": "新诉求",
+    "New urgent requests": "新的紧急诉求",
+    "This box checks for new urgent requests every {seconds} seconds.":
+        "此处每{seconds}秒检查一次新的紧急诉求。",
+    "Reload the page to see them in the lists.": "刷新页面即可在列表中看到。",
+    "Residents who asked for staff": "要求人工服务的居民",
+    "You are not the grid worker of any grid. Grid workers are named in config.yml (grids).":
+        "您不是任何网格的网格员。网格员在 config.yml 的 grids 中指定。",
+    "Urgent requests on Telegram": "在 Telegram 上接收紧急诉求",
+    "Your account is linked to a chat since {when}.": "您的账号自{when}起已绑定一个聊天。",
+    "Unlink": "解除绑定",
+    "The chat is no longer linked.": "已解除与聊天的绑定。",
+    "Send this to the bot within 10 minutes. It works once.": "请在10分钟内发给机器人，只能使用一次。",
+    "Get a one-time code and send it to the bot as /link CODE: new urgent requests of your "
+    "grid then come to that chat.": "获取一次性验证码，以 /link 验证码 的形式发给机器人，之后本网格的新紧急诉求会发到该聊天。",
+    "Get a code": "获取验证码",
+    "Escalate (吹哨报到)": "吹哨报到",
+    "Escalate": "吹哨",
+    "due": "期限",
+    "The department takes the request and its time limit starts again now. The note is for "
+    "staff; the resident sees only which department has it.":
+        "该部门接手此诉求，办理时限从现在重新计算。说明只给工作人员看；居民只看到由哪个部门办理。",
+    "To department": "报到部门",
+    "Note for the department": "给部门的说明",
+    "Escalated. The department's time limit starts now.": "已吹哨，部门办理时限从现在开始计算。",
+    "Escalations (吹哨报到) this month": "本月吹哨报到",
+    "Escalated since {day}": "{day}以来吹哨次数",
+    "Resolved within the restarted time limit": "在重新计算的时限内解决",
 }
 CATALOGS = {"zh_Hans": ZH_HANS, "en": {}}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import OutboxMessage, Request, Resident, Turn, utcnow
+from bot.models import Escalation, OutboxMessage, Request, Resident, Turn, utcnow
 from bot.services.requests import OPEN_STATUSES
 
 RESPONSE_WINDOW = timedelta(hours=24)
@@ -54,6 +54,10 @@ class Figures:
     # for a retry), sent, failed (given up: bot blocked, chat gone…), unconfirmed (a crash
     # while sending: not resent, so perhaps never seen).
     deliveries: Counter = field(default_factory=Counter)
+    # 吹哨报到 this calendar month (community time): escalations, and how many of them were
+    # resolved within the time limit that restarted when they were escalated.
+    month_start: datetime | None = None
+    escalations: Rate = field(default_factory=lambda: Rate(0, 0))
 
 
 def _first_response(request: Request) -> datetime | None:
@@ -124,8 +128,10 @@ def rates_of(requests: list[Request], now: datetime) -> Rates:
                  compliance=_rate(on_time(r, now) for r in requests))
 
 
-def compute(session: Session, days: int = 90, now: datetime | None = None) -> Figures:
-    """Figures for requests filed and messages received in the last `days` days."""
+def compute(session: Session, days: int = 90, now: datetime | None = None,
+            tz: tzinfo = timezone.utc) -> Figures:
+    """Figures for requests filed and messages received in the last `days` days; escalations
+    of this month in the community's time zone `tz`."""
     now = now or utcnow()
     since = now - timedelta(days=days)
     figures = Figures(since=since, until=now)
@@ -179,4 +185,19 @@ def compute(session: Session, days: int = 90, now: datetime | None = None) -> Fi
     figures.deliveries = Counter(dict(session.execute(
         select(OutboxMessage.status, func.count(OutboxMessage.id))
         .where(OutboxMessage.created_at >= since).group_by(OutboxMessage.status)).all()))
+    figures.month_start, figures.escalations = escalations_this_month(session, now, tz)
     return figures
+
+
+def escalations_this_month(session: Session, now: datetime, tz: tzinfo) -> tuple[datetime, Rate]:
+    """(the month's first moment in UTC, Rate(resolved in time, escalations)): an escalation
+    is in time when its request was resolved after it and by the due time it set."""
+    local = now.replace(tzinfo=timezone.utc).astimezone(tz)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = start.astimezone(timezone.utc).replace(tzinfo=None)
+    rows = session.execute(
+        select(Escalation.at, Escalation.due_at, Request.resolved_at)
+        .join(Request, Request.id == Escalation.request_id)
+        .where(Escalation.at >= start, Escalation.at <= now)).all()
+    in_time = sum(resolved is not None and at <= resolved <= due for at, due, resolved in rows)
+    return start, Rate(in_time, len(rows))

@@ -119,3 +119,35 @@ class NluRemoval(Base):
     intent = Column(String(64), nullable=False)
     example_hash = Column(String(64), nullable=False)  # sha256 of the example line's text
     export_id = Column(Integer, ForeignKey("nlu_exports.id", ondelete="SET NULL"))
+
+
+class StaffLinkCode(Base):
+    """A one-time code a grid worker sends to the bot (`/link CODE`) to link their staff
+    account to that chat. Only a keyed digest of the code is stored (bot/keys.py's secret);
+    valid for ten minutes, used once."""
+
+    __tablename__ = "staff_link_codes"
+    __table_args__ = (Index("ix_staff_link_codes_staff", "staff_user_id"),)
+
+    id = Column(Integer, primary_key=True)
+    staff_user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"),
+                           nullable=False)
+    code_hash = Column(String(64), nullable=False, unique=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False)
+    used_at = Column(DateTime)
+
+
+class StaffLink(Base):
+    """A staff account linked to a messenger chat: urgent requests of the worker's grids are
+    pushed there through the outbox. One chat per account; the chat's resident row (the bot
+    knows every chat as a resident) carries the channel and chat id, and /forget unlinks."""
+
+    __tablename__ = "staff_links"
+
+    id = Column(Integer, primary_key=True)
+    staff_user_id = Column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"),
+                           nullable=False, unique=True)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"),
+                         nullable=False)
+    linked_at = Column(DateTime, nullable=False, default=utcnow)
