@@ -15,11 +15,12 @@ from flows.onboarding import Onboarding
 from flows.polls import Polls
 from flows.rating import Rating
 from flows.requests import ReportProblem
+from flows.services import Services
 from flows.settings import Settings
 
 FLOWS: tuple[type[Flow], ...] = (
     Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
-    Rating, ReportProblem, Settings,
+    Rating, ReportProblem, Services, Settings,
 )
 
 

@@ -33,6 +33,7 @@ INTENT_LABELS = {
     "talk_to_human": N_("Talk to staff"),
     "emergency": N_("Emergency numbers"),
     "delete_my_data": N_("Delete my data"),
+    "find_service": N_("Services nearby"),
 }
 # Intents that may interrupt a step waiting for typed text (a description, a place), when the
 # model is sure and the message is short: anything else typed there is the answer itself.
@@ -169,6 +170,8 @@ class Intents:
             flows["handover"].start(ctx)
         elif intent == "delete_my_data":
             flows["settings"].start(ctx, "forget")
+        elif intent == "find_service":
+            flows["services"].start(ctx, entity(understanding, "service_type"))
         else:  # out_of_scope, and anything the model may add later
             ctx.main_menu(t("Sorry, I cannot help with that. This is what I can do:"))
 

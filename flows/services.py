@@ -1,0 +1,148 @@
+"""Services nearby (the 15-minute life circle): a type, then the nearest few with distance,
+whether each is open now or when it opens, phone, address and a map pin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
+
+from bot.messages import LOCATION, Venue
+from bot.models import utcnow
+from bot.places import home_point
+from bot.services.directory import Found, find, types_offered
+from flows.base import Flow
+
+FLOW = "services"
+
+
+class Services(Flow):
+    name = FLOW
+
+    def __init__(self, assistant):
+        super().__init__(assistant)
+        # The clock opening hours are read with (tests set it to a chosen moment).
+        self.now: Callable[[], datetime] = utcnow
+
+    # --- entry points -----------------------------------------------------------------
+    def start(self, ctx, service_type: str | None = None) -> None:
+        """With a type the directory lists, its nearest services; else the list of types."""
+        if service_type in {kind.id for kind in types_offered(ctx.config)}:
+            self.choose(ctx, service_type)
+        else:
+            ctx.go(FLOW, "type", slots={})
+
+    def choose(self, ctx, service_type: str) -> None:
+        """Near the resident's building if it is listed, else near a location they share
+        (where the channel has a button for it), else all of that type by name."""
+        home = home_point(ctx.config, ctx.resident.building)
+        if home:
+            slots = {"type": service_type, "lat": home[0], "lon": home[1], "from": "home"}
+            ctx.go(FLOW, "shown", slots=slots)
+        elif ctx.carries(LOCATION):
+            ctx.go(FLOW, "where", slots={"type": service_type})
+        else:
+            ctx.go(FLOW, "shown", slots={"type": service_type})
+
+    # --- steps ------------------------------------------------------------------------
+    def prompt(self, ctx, step):
+        t = ctx.t
+        if step == "where":
+            ctx.say(t("Share your location and I will find the nearest. "
+                      "Or see them all by name."),
+                    [ctx.button(t("See them by name"), "svc:byname"), self.menu_button(ctx)],
+                    request_location=True)
+        elif step == "shown" and ctx.slots.get("type"):
+            self.answer(ctx)
+        else:
+            buttons = [ctx.button(t.name(kind.names), f"svc:{kind.id}")
+                       for kind in types_offered(ctx.config)]
+            ctx.say(t("Which service are you looking for? Choose a number."),
+                    buttons + [self.menu_button(ctx)])
+
+    def answer(self, ctx) -> None:
+        t, slots = ctx.t, ctx.slots
+        try:
+            kind = ctx.config.service_type(slots["type"])
+        except KeyError:  # config.yml changed since the type was chosen
+            ctx.go(FLOW, "type", slots={})
+            return
+        point = (slots["lat"], slots["lon"]) if "lat" in slots else None
+        service = t.name(kind.names)
+        if slots.get("from") == "home":
+            ctx.say(t("{service}, nearest to your building first:", service=service))
+        elif point:
+            ctx.say(t("{service}, nearest to you first:", service=service))
+        else:
+            ctx.say(t("{service} in our community:", service=service))
+        for number, found in enumerate(find(ctx.config, kind.id, self.now(), point), start=1):
+            place = found.service
+            ctx.say(self.describe(ctx, number, found))
+            ctx.say(f"📍 {t.name(place.names)}",
+                    venue=Venue(place.latitude, place.longitude, t.name(place.names),
+                                t.name(place.addresses)))
+        location = ctx.carries(LOCATION)
+        ctx.say(t("Share your location to see what is nearest to where you are now.")
+                if location else t("What next? Choose a number."),
+                [ctx.button(t("Other services"), "svc:types"), self.menu_button(ctx)],
+                request_location=location)
+
+    def describe(self, ctx, number: int, found: Found) -> str:
+        t, place = ctx.t, found.service
+        title = f"{number}. {t.name(place.names)}"
+        if found.distance_m is not None:
+            title += f" · {distance(t, found.distance_m)}"
+        if found.open_until:
+            hours = t("Open now, until {time}.", time=clock(t, found.open_until))
+        elif found.next_opening:
+            hours = t("Closed now. Opens {day}, {time}.",
+                      day=format_date(found.next_opening, "EEEE", locale=t.locale),
+                      time=t.datetime(found.next_opening))
+        else:
+            hours = t("Closed now.")
+        spoken = ", ".join(ctx.config.language(lang).native_name for lang in place.languages)
+        return "\n".join([
+            title,
+            t.name(place.descriptions),
+            hours,
+            t("Phone: {phone}", phone=place.phone),
+            t("Address: {address}", address=t.name(place.addresses)),
+            t("Languages spoken there: {languages}", languages=spoken),
+        ])
+
+    # --- what the resident does -------------------------------------------------------
+    def on_button(self, ctx, step, payload):
+        offered = {kind.id for kind in types_offered(ctx.config)}
+        choice = payload.split(":", 1)[1] if payload.startswith("svc:") else None
+        if choice == "byname" and ctx.slots.get("type"):
+            ctx.go(FLOW, "shown", slots={"type": ctx.slots["type"]})
+        elif choice == "types":
+            ctx.go(FLOW, "type", slots={})
+        elif choice in offered:
+            self.choose(ctx, choice)
+        else:
+            super().on_button(ctx, step, payload)
+
+    def on_location(self, ctx, step, latitude, longitude):
+        """A shared location: the chosen type's services nearest to it."""
+        service_type = ctx.slots.get("type")
+        if not service_type:
+            ctx.say(ctx.t("Please choose a service first."))
+            ctx.show()
+            return
+        ctx.go(FLOW, "shown", slots={"type": service_type, "lat": float(latitude),
+                                     "lon": float(longitude), "from": "here"})
+
+
+def distance(t, metres: float) -> str:
+    """"40 m", "1.2 km", in the resident's number format."""
+    if metres < 1000:
+        return t("{metres} m", metres=format_decimal(max(10, round(metres, -1)), locale=t.locale))
+    return t("{km} km", km=format_decimal(round(metres / 1000, 1), locale=t.locale))
+
+
+def clock(t, local: datetime) -> str:
+    """A time of day as the resident's locale writes it ("13:30", "1:30 PM")."""
+    return format_time(local, "short", locale=t.locale)
