@@ -219,12 +219,12 @@ def test_a_shared_location_finds_the_nearest_where_the_channel_has_the_button(as
     assert resident.state()[:2] == ("services", "where")
     assert any(reply.request_location for reply in resident.replies)
     resident.location(*BUILDING_7)
-    assert [pin.title for pin in pins(resident)][0] == name_of(config, "canteen_west", "en")
+    assert pins(resident)[0].title == name_of(config, "canteen_west", "en")
     assert "nearest to you first" in resident.text
     resident.press("Other services")
     resident.press_payload("svc:elderly_canteen")
     resident.press("See them by name")
-    assert [pin.title for pin in pins(resident)][0] == name_of(config, "canteen_east", "en")
+    assert pins(resident)[0].title == name_of(config, "canteen_east", "en")
 
 
 def test_the_terminal_shows_a_map_link_and_voice_does_not_read_the_pins(assistant):
@@ -257,8 +257,8 @@ def test_the_web_chat_shows_a_map_link(config, db):
     visitor.post({"latitude": "39.99190", "longitude": "116.33480"})
     messages = visitor.new()
     maps = [m["map"] for m in messages if m.get("map")]
-    assert maps == ["https://www.openstreetmap.org/?mlat=39.99110&mlon=116.33180"
-                    "#map=18/39.99110/116.33180"]
+    assert maps == [("https://www.openstreetmap.org/?mlat=39.99110&mlon=116.33180"
+                     "#map=18/39.99110/116.33180")]
     page = visitor.open().text  # and without the page's script
     assert re.search(r'<a class="map" href="https://www.openstreetmap.org/\?mlat=39.99110'
                      r'&amp;mlon=116.33180[^"]*" target="_blank" rel="noopener noreferrer">',
