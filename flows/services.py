@@ -12,7 +12,7 @@ from babel.numbers import format_decimal
 from bot.messages import LOCATION, Venue
 from bot.models import utcnow
 from bot.places import home_point
-from bot.services.directory import Found, find, types_offered
+from bot.services.directory import NEAREST, Found, find, types_offered
 from flows.base import Flow
 
 FLOW = "services"
@@ -77,7 +77,10 @@ class Services(Flow):
             ctx.say(t("{service}, nearest to you first:", service=service))
         else:
             ctx.say(t("{service} in our community:", service=service))
-        for number, found in enumerate(find(ctx.config, kind.id, self.now(), point), start=1):
+        # Near a point, the nearest few; by name, all of them.
+        listed = find(ctx.config, kind.id, self.now(), point,
+                      limit=NEAREST if point else len(ctx.config.services))
+        for number, found in enumerate(listed, start=1):
             place = found.service
             ctx.say(self.describe(ctx, number, found))
             ctx.say(f"📍 {t.name(place.names)}",
