@@ -209,6 +209,24 @@ def test_a_service_type_without_a_building_asks_nothing_more_on_the_terminal(ass
     assert resident.state()[:2] == ("services", "type")
 
 
+def test_by_name_every_service_is_listed_and_near_a_building_the_nearest_three(tmp_path, db):
+    def fourth_canteen(section):
+        section["places"].append({**section["places"][0], "id": "canteen_south"})
+
+    config = with_services(tmp_path, fourth_canteen)
+    assistant = Assistant(config, db, channels=installed_channels())
+    at(assistant, TUESDAY_11)
+    resident = Chat(assistant, "byname")
+    resident.onboard("en")
+    resident.press_payload("menu:services")
+    resident.press_payload("svc:elderly_canteen")
+    assert len(pins(resident)) == 4
+    lives_in(resident, BUILDING_3)
+    resident.press_payload("svc:types")
+    resident.press_payload("svc:elderly_canteen")
+    assert len(pins(resident)) == 3
+
+
 def test_a_shared_location_finds_the_nearest_where_the_channel_has_the_button(assistant,
                                                                               config):
     at(assistant, TUESDAY_11)
