@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.config import ConfigError, load_config
 from bot.core import Assistant
 from bot.i18n import Catalogs
-from bot.messages import spoken_text
+from bot.messages import Understanding, spoken_text
 from bot.models import OutboxMessage
 from bot.services.directory import find
 from bot.wiring import installed_channels
@@ -257,6 +257,29 @@ def test_the_terminal_shows_a_map_link_and_voice_does_not_read_the_pins(assistan
     spoken = spoken_text(resident.replies)
     assert "East canteen for older people" in spoken and "Phone: 010-6275 1101" in spoken
     assert "📍" not in spoken and "openstreetmap" not in spoken
+
+
+class UnsureOfServices:
+    """Stands in for the model: unsure, finding a service its best guess, a report the next,
+    and a service type and an elderly-help category named (as "老人飯堂開門沒" can come out)."""
+
+    async def parse(self, text: str, language: str | None) -> Understanding:
+        return Understanding(
+            "nlu_fallback", 0.42,
+            [{"entity": "service_type", "value": "elderly_canteen"},
+             {"entity": "category", "value": "elderly_help"}],
+            [("find_service", 0.42), ("report_problem", 0.37)])
+
+
+def test_an_unsure_message_naming_a_service_finds_it_rather_than_filing_a_report(config, db):
+    assistant = Assistant(config, db, understander=UnsureOfServices(),
+                          channels=installed_channels())
+    at(assistant, TUESDAY_11)
+    resident = Chat(assistant, "unsure")
+    resident.onboard("zh_Hant")
+    resident.send("老人飯堂開門沒")
+    assert resident.state()[:2] == ("services", "shown")
+    assert pins(resident)[0].title == name_of(config, "canteen_east", "zh_Hant")
 
 
 # --- channels ------------------------------------------------------------------------------
