@@ -135,8 +135,9 @@ class Services(Flow):
             ctx.say(ctx.t("Please choose a service first."))
             ctx.show()
             return
-        ctx.go(FLOW, "shown", slots={"type": service_type, "lat": float(latitude),
-                                     "lon": float(longitude), "from": "here"})
+        # Kept (for "repeat") to about 100 m only: where a resident stands is not stored.
+        ctx.go(FLOW, "shown", slots={"type": service_type, "lat": round(float(latitude), 3),
+                                     "lon": round(float(longitude), 3), "from": "here"})
 
 
 def distance(t, metres: float) -> str:

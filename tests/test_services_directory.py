@@ -27,7 +27,6 @@ TUESDAY_22 = datetime(2026, 12, 1, 14, 0)  # Tuesday 22:00 local
 WEDNESDAY_11 = datetime(2026, 12, 2, 3, 0)
 NEW_YEAR_NOON = datetime(2027, 1, 1, 4, 0)  # a Friday; the east canteen is closed that day
 BUILDING_3 = "3号楼"  # east grid: the east canteen is 40 m away, then the north, then the west
-BUILDING_7 = (39.99010, 116.32850)  # west grid: the west canteen is nearest
 
 
 def at(assistant: Assistant, moment: datetime) -> None:
@@ -236,8 +235,9 @@ def test_a_shared_location_finds_the_nearest_where_the_channel_has_the_button(as
     resident.press_payload("svc:elderly_canteen")
     assert resident.state()[:2] == ("services", "where")
     assert any(reply.request_location for reply in resident.replies)
-    resident.location(*BUILDING_7)
+    resident.location(39.990123, 116.328456)  # at building 7
     assert pins(resident)[0].title == name_of(config, "canteen_west", "en")
+    assert resident.state()[2]["lat"] == 39.99  # kept to about 100 m, no closer
     assert "nearest to you first" in resident.text
     resident.press("Other services")
     resident.press_payload("svc:elderly_canteen")
