@@ -282,6 +282,23 @@ def test_an_unsure_message_naming_a_service_finds_it_rather_than_filing_a_report
     assert pins(resident)[0].title == name_of(config, "canteen_east", "zh_Hant")
 
 
+def test_with_voice_on_the_answer_is_read_aloud_without_the_pins(assistant, db):
+    at(assistant, TUESDAY_11)
+    resident = Chat(assistant, "listener", channel="web")
+    resident.onboard("en", voice=True)
+    lives_in(resident, BUILDING_3)
+    resident.press_payload("menu:services")
+    resident.press_payload("svc:elderly_canteen")
+    with db.session() as session:
+        spoken = [row.payload for row in session.execute(select(OutboxMessage).where(
+            OutboxMessage.chat_id == "listener").order_by(OutboxMessage.id)).scalars()
+            if row.payload.get("voice")][-1]
+    assert spoken["language"] == "en"
+    assert "1. East canteen for older people · 40 m" in spoken["text"]
+    assert "Open now, until 1:30\u202fPM." in spoken["text"]
+    assert "📍" not in spoken["text"] and "openstreetmap" not in spoken["text"]
+
+
 # --- channels ------------------------------------------------------------------------------
 
 def test_the_web_chat_shows_a_map_link(config, db):
