@@ -363,3 +363,43 @@ def test_every_service_text_exists_in_every_language(config):
             if language != "en":
                 assert t(message, time="x", day="y") != message.format(time="x", day="y"), \
                     (language, message)
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_in_chromium_the_live_chat_draws_the_map_link(config, db, tmp_path):
+    """The page's script draws a newly arrived pin as a link (the no-script page is above)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from bot.channels.web import WebChannel
+    from bot.console.app import create_app
+    from tests.test_console_browser import CHROMEDRIVER, CHROMIUM, FLAGS, served
+    from tests.test_webchat import press
+
+    web = WebChannel(config, db, Assistant(config, db, channels=installed_channels()))
+    at(web.assistant, TUESDAY_11)
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        with served(web.wrap(create_app(config, db)), web) as base:
+            browser.get(base + "/chat?lang=en")
+            press(browser, "lang:en")
+            press(browser, "voice:off")
+            press(browser, "menu:services")
+            press(browser, "svc:pharmacy")
+            press(browser, "svc:byname")
+            link = WebDriverWait(browser, 15).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#messages a.map"))[0]
+            assert link.get_attribute("href").startswith(
+                "https://www.openstreetmap.org/?mlat=39.99250&mlon=116.33620")
+            assert link.text == "🗺 Open the map"
+            assert link.get_attribute("rel") == "noopener noreferrer"
+    finally:
+        browser.quit()
