@@ -80,9 +80,9 @@ class Services(Flow):
         # Near a point, the nearest few; by name, all of them.
         listed = find(ctx.config, kind.id, self.now(), point,
                       limit=NEAREST if point else len(ctx.config.services))
-        for number, found in enumerate(listed, start=1):
+        for found in listed:
             place = found.service
-            ctx.say(self.describe(ctx, number, found))
+            ctx.say(self.describe(ctx, found))
             ctx.say(f"📍 {t.name(place.names)}",
                     venue=Venue(place.latitude, place.longitude, t.name(place.names),
                                 t.name(place.addresses)))
@@ -92,9 +92,11 @@ class Services(Flow):
                 [ctx.button(t("Other services"), "svc:types"), self.menu_button(ctx)],
                 request_location=location)
 
-    def describe(self, ctx, number: int, found: Found) -> str:
+    def describe(self, ctx, found: Found) -> str:
+        """Name and distance, then what, when, phone, where, languages. Not numbered: a
+        typed number presses the buttons below."""
         t, place = ctx.t, found.service
-        title = f"{number}. {t.name(place.names)}"
+        title = t.name(place.names)
         if found.distance_m is not None:
             title += f" · {distance(t, found.distance_m)}"
         if found.open_until:

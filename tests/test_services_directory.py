@@ -148,7 +148,7 @@ def test_at_11_on_a_tuesday_the_nearest_canteen_is_listed_as_open(nlu_assistant,
     assert [pin.title for pin in pins(resident)] == [
         name_of(config, s, "zh_Hans") for s in ("canteen_east", "canteen_north", "canteen_west")]
     entry = first_entry(resident)
-    assert entry.startswith("1. 东区长者食堂 · 40 米")
+    assert entry.startswith("东区长者食堂 · 40 米\n")
     assert resident.t("Open now, until {time}.", time="13:30") in entry
     assert "010-6275 1101" in entry and "Монгол" in entry  # phone, languages spoken there
     east = pins(resident)[0]
@@ -162,7 +162,7 @@ def test_at_22_on_a_tuesday_it_is_closed_and_says_when_it_opens(nlu_assistant):
     lives_in(resident, BUILDING_3)
     resident.send("附近有老年食堂吗")
     entry = first_entry(resident)
-    assert entry.startswith("1. 东区长者食堂")
+    assert entry.startswith("东区长者食堂 · ")
     t = nlu_assistant.catalogs.translator("zh_Hans")
     assert resident.t("Closed now. Opens {day}, {time}.", day="星期三",
                       time=t.datetime(WEDNESDAY_11)) in entry
@@ -202,7 +202,7 @@ def test_a_service_type_without_a_building_asks_nothing_more_on_the_terminal(ass
     assert resident.state()[:2] == ("services", "shown")
     assert "in our community" in resident.text
     entry = first_entry(resident)
-    assert entry.startswith("1. Kangning pharmacy\n")  # no distance without a point
+    assert entry.startswith("Kangning pharmacy\n")  # no distance without a point
     assert "Phone: 010-6275 1130" in entry and "Open now, until 10:00\u202fPM." in entry  # CLDR: narrow space
     resident.press("Other services")
     assert resident.state()[:2] == ("services", "type")
@@ -294,7 +294,7 @@ def test_with_voice_on_the_answer_is_read_aloud_without_the_pins(assistant, db):
             OutboxMessage.chat_id == "listener").order_by(OutboxMessage.id)).scalars()
             if row.payload.get("voice")][-1]
     assert spoken["language"] == "en"
-    assert "1. East canteen for older people · 40 m" in spoken["text"]
+    assert "East canteen for older people · 40 m\n" in spoken["text"]
     assert "Open now, until 1:30\u202fPM." in spoken["text"]
     assert "📍" not in spoken["text"] and "openstreetmap" not in spoken["text"]
 
