@@ -11,7 +11,7 @@ from babel.numbers import format_decimal
 
 from bot.messages import LOCATION, Venue
 from bot.models import utcnow
-from bot.places import home_point
+from bot.places import find_place, home_point, listed_building
 from bot.services.directory import NEAREST, Found, find, types_offered
 from flows.base import Flow
 
@@ -20,6 +20,8 @@ FLOW = "services"
 
 class Services(Flow):
     name = FLOW
+    # Where a building number typed ("5号楼", "building 5") places the resident.
+    text_steps = frozenset({"where", "shown"})
 
     def __init__(self, assistant):
         super().__init__(assistant)
@@ -50,8 +52,8 @@ class Services(Flow):
     def prompt(self, ctx, step):
         t = ctx.t
         if step == "where":
-            ctx.say(t("Share your location and I will find the nearest. "
-                      "Or see them all by name."),
+            ctx.say(t("Share your location, or type your building number, and I will find "
+                      "the nearest. Or see them all by name."),
                     [ctx.button(t("See them by name"), "svc:byname"), self.menu_button(ctx)],
                     request_location=True)
         elif step == "shown" and ctx.slots.get("type"):
@@ -73,6 +75,9 @@ class Services(Flow):
         service = t.name(kind.names)
         if slots.get("from") == "home":
             ctx.say(t("{service}, nearest to your building first:", service=service))
+        elif slots.get("from") == "building":
+            ctx.say(t("{service}, nearest to {place} first:", service=service,
+                      place=slots["place"]))
         elif point:
             ctx.say(t("{service}, nearest to you first:", service=service))
         else:
@@ -88,7 +93,8 @@ class Services(Flow):
                                 t.name(place.addresses)))
         location = ctx.carries(LOCATION)
         ctx.say(t("Share your location to see what is nearest to where you are now.")
-                if location else t("What next? Choose a number."),
+                if location else t("What next? Choose a number, or type your building number "
+                                   "to see what is nearest to it."),
                 [ctx.button(t("Other services"), "svc:types"), self.menu_button(ctx)],
                 request_location=location)
 
@@ -129,6 +135,24 @@ class Services(Flow):
             self.choose(ctx, choice)
         else:
             super().on_button(ctx, step, payload)
+
+    def claims_text(self, ctx, step, text):
+        """A listed building typed ("7号楼", "7-р байр"): the services nearest to it."""
+        found = listed_building(ctx.config, text)
+        if not found or found[1].latitude is None or not ctx.slots.get("type"):
+            return False
+        building = found[1]
+        ctx.go(FLOW, "shown", slots={
+            "type": ctx.slots["type"], "lat": building.latitude, "lon": building.longitude,
+            "from": "building", "place": find_place(ctx.config, text) or text.strip()})
+        return True
+
+    def on_text(self, ctx, step, text):
+        """Other words: what they mean, as anywhere else ("药店" finds a pharmacy)."""
+        if ctx.understanding is not None:
+            self.assistant.flow("intents").handle(ctx, ctx.understanding, text)
+        else:
+            super().on_text(ctx, step, text)
 
     def on_location(self, ctx, step, latitude, longitude):
         """A shared location: the chosen type's services nearest to it."""

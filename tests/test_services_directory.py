@@ -226,6 +226,38 @@ def test_by_name_every_service_is_listed_and_near_a_building_the_nearest_three(t
     assert len(pins(resident)) == 3
 
 
+def test_a_typed_building_number_finds_what_is_nearest_to_it(assistant, config):
+    at(assistant, TUESDAY_11)
+    resident = Chat(assistant, "typist")
+    resident.onboard("zh_Hans")
+    resident.press_payload("menu:services")
+    resident.press_payload("svc:elderly_canteen")  # the terminal: all by name, east first
+    assert pins(resident)[0].title == name_of(config, "canteen_east", "zh_Hans")
+    resident.send("我在7号楼")
+    assert resident.state()[:2] == ("services", "shown")
+    assert pins(resident)[0].title == name_of(config, "canteen_west", "zh_Hans")
+    assert resident.replies[0].text == resident.t(
+        "{service}, nearest to {place} first:", service="老年食堂", place="7号楼")
+    web = Chat(assistant, "webtypist", channel="web")
+    web.onboard("en")
+    web.press_payload("menu:services")
+    web.press_payload("svc:elderly_canteen")
+    assert web.state()[:2] == ("services", "where")
+    web.send("building 7")
+    assert pins(web)[0].title == name_of(config, "canteen_west", "en")
+
+
+def test_other_words_at_the_list_are_understood_as_anywhere(nlu_assistant, config):
+    at(nlu_assistant, TUESDAY_11)
+    resident = Chat(nlu_assistant, "another")
+    resident.onboard("zh_Hans")
+    lives_in(resident, BUILDING_3)
+    resident.send("附近有老年食堂吗")
+    resident.send("药店在哪儿")
+    assert resident.state()[2]["type"] == "pharmacy"
+    assert pins(resident)[0].title == name_of(config, "pharmacy_kangning", "zh_Hans")
+
+
 def test_a_shared_location_finds_the_nearest_where_the_channel_has_the_button(assistant,
                                                                               config):
     at(assistant, TUESDAY_11)
