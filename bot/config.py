@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,66 @@ class StaffHours:
         return local  # no days at all is refused by the config check
 
 
+# --- the 15-minute life circle (services directory): `services` in config.yml ------------------
+
+@dataclass(frozen=True)
+class ServiceType:
+    """A kind of service residents ask for ("elderly_canteen"), with its name in each language."""
+    id: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """When a service is open, local time: weekly spans (a canteen may open twice a day), and
+    dates with other hours (`exceptions`: no spans that day means closed)."""
+
+    weekly: tuple[StaffHours, ...] = ()
+    exceptions: dict[date, tuple[tuple[time, time], ...]] = field(default_factory=dict)
+
+    def spans(self, day: date) -> list[tuple[time, time]]:
+        """The opening spans of one day, earliest first."""
+        if day in self.exceptions:
+            return sorted(self.exceptions[day])
+        return sorted((span.start, span.end) for span in self.weekly
+                      if day.weekday() in span.days)
+
+    def open_until(self, local: datetime) -> datetime | None:
+        """When the span open at `local` (aware, community zone) ends; None if closed then."""
+        for start, end in self.spans(local.date()):
+            if start <= local.time() < end:
+                return datetime.combine(local.date(), end, tzinfo=local.tzinfo)
+        return None
+
+    def is_open(self, local: datetime) -> bool:
+        return self.open_until(local) is not None
+
+    def next_opening(self, local: datetime, days: int = 14) -> datetime | None:
+        """The next time it opens after `local` (within `days`); None if it does not."""
+        for ahead in range(days + 1):
+            day = (local + timedelta(days=ahead)).date()
+            for start, _ in self.spans(day):
+                opening = datetime.combine(day, start, tzinfo=local.tzinfo)
+                if opening > local:
+                    return opening
+        return None
+
+
+@dataclass(frozen=True)
+class Service:
+    """One place of the life circle: a canteen, clinic, lawyer… with where, when and who."""
+    id: str
+    type: str  # a ServiceType id
+    names: dict[str, str]
+    descriptions: dict[str, str]
+    addresses: dict[str, str]
+    latitude: float
+    longitude: float
+    phone: str
+    hours: OpeningHours
+    languages: tuple[str, ...]  # language ids spoken there
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -190,6 +250,8 @@ class Config:
     # How residents name a place in a problem report, by language (compiled patterns).
     place_patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
     grids: tuple[Grid, ...] = ()
+    service_types: tuple[ServiceType, ...] = ()
+    services: tuple[Service, ...] = ()
 
     @property
     def language_ids(self) -> tuple[str, ...]:
@@ -229,6 +291,12 @@ class Config:
 
     def grids_of_worker(self, staff_name: str) -> tuple[Grid, ...]:
         return tuple(g for g in self.grids if staff_name in g.workers)
+
+    def service_type(self, type_id: str) -> ServiceType:
+        for kind in self.service_types:
+            if kind.id == type_id:
+                return kind
+        raise KeyError(type_id)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -280,11 +348,13 @@ class _Checker:
         return names
 
 
-def _named_items(check: _Checker, raw: dict, section: str, languages: tuple[str, ...]):
-    """Yields (key, item, id, names) for a list of {id, name: {language: text}} entries."""
+def _named_items(check: _Checker, raw: dict, section: str, languages: tuple[str, ...],
+                 prefix: str = ""):
+    """Yields (key, item, id, names) for a list of {id, name: {language: text}} entries
+    (`prefix`: the keys above `raw`, for errors)."""
     seen: set[str] = set()
-    for i, item in enumerate(check.sequence(raw.get(section), section)):
-        key = f"{section}[{i}]"
+    for i, item in enumerate(check.sequence(raw.get(section), prefix + section)):
+        key = f"{prefix}{section}[{i}]"
         item = check.mapping(item, key)
         item_id = check.identifier(item.get("id"), f"{key}.id")
         if item_id in seen:
@@ -509,29 +579,125 @@ def _clock(check: _Checker, value: Any, key: str) -> time:
     raise check.fail(key, f"{value!r} is not a time of day such as \"09:00\"")
 
 
+def _weekly_span(check: _Checker, raw: Any, key: str) -> StaffHours:
+    """Days (mon … sun) and from/to times in the community's zone, at `key`."""
+    hours = check.mapping(raw, key)
+    known = {"days", "from", "to"}
+    unknown = sorted(set(hours) - known, key=str)
+    if unknown:
+        raise check.fail(f"{key}.{unknown[0]}",
+                         f"unknown key (known: {', '.join(sorted(known))})")
+    days = set()
+    for i, day in enumerate(check.sequence(hours.get("days"), f"{key}.days")):
+        if day not in WEEKDAYS:
+            raise check.fail(f"{key}.days[{i}]",
+                             f"{day!r} is not a day ({', '.join(WEEKDAYS)})")
+        days.add(WEEKDAYS.index(day))
+    if not days:
+        raise check.fail(f"{key}.days", "needs at least one day")
+    start = _clock(check, hours.get("from"), f"{key}.from")
+    end = _clock(check, hours.get("to"), f"{key}.to")
+    if end <= start:
+        raise check.fail(f"{key}.to", f"must be later than {key}.from")
+    return StaffHours(frozenset(days), start, end)
+
+
 def _staff_hours(check: _Checker, raw: Any) -> StaffHours:
     """The `staff_hours` section: days (mon … sun) and from/to times in the community's zone."""
     if raw is None:
         return StaffHours()
-    hours = check.mapping(raw, "staff_hours")
-    known = {"days", "from", "to"}
-    unknown = sorted(set(hours) - known, key=str)
+    return _weekly_span(check, raw, "staff_hours")
+
+
+def _opening_hours(check: _Checker, item: dict, key: str) -> OpeningHours:
+    """A service's `hours` (a list of weekly spans) and `exceptions` (dates closed, or open
+    at other times: `{date: 2027-01-01, closed: true}`, `{date: …, from: …, to: …}`)."""
+    weekly = tuple(_weekly_span(check, span, f"{key}.hours[{j}]")
+                   for j, span in enumerate(check.sequence(item.get("hours"), f"{key}.hours")))
+    exceptions: dict[date, tuple[tuple[time, time], ...]] = {}
+    listed = item.get("exceptions") or []
+    if not isinstance(listed, list):
+        raise check.fail(f"{key}.exceptions", "must be a list of dates")
+    for j, raw in enumerate(listed):
+        ekey = f"{key}.exceptions[{j}]"
+        raw = check.mapping(raw, ekey)
+        unknown = sorted(set(raw) - {"date", "closed", "from", "to"}, key=str)
+        if unknown:
+            raise check.fail(f"{ekey}.{unknown[0]}", "unknown key (known: closed, date, from, to)")
+        day = raw.get("date")
+        if isinstance(day, str):
+            try:
+                day = date.fromisoformat(day.strip())
+            except ValueError:
+                day = None
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise check.fail(f"{ekey}.date", "must be a date such as 2027-01-01")
+        if day in exceptions:
+            raise check.fail(f"{ekey}.date", f"{day} is listed twice")
+        if raw.get("closed") is True:
+            if "from" in raw or "to" in raw:
+                raise check.fail(ekey, "a closed day has no from/to")
+            exceptions[day] = ()
+            continue
+        if "closed" in raw and raw["closed"] is not False:
+            raise check.fail(f"{ekey}.closed", "must be true or false")
+        start = _clock(check, raw.get("from"), f"{ekey}.from")
+        end = _clock(check, raw.get("to"), f"{ekey}.to")
+        if end <= start:
+            raise check.fail(f"{ekey}.to", f"must be later than {ekey}.from")
+        exceptions[day] = ((start, end),)
+    return OpeningHours(weekly, exceptions)
+
+
+def _services(check: _Checker, raw: Any,
+              languages: tuple[str, ...]) -> tuple[tuple[ServiceType, ...], tuple[Service, ...]]:
+    """`services`: `types` (id and name) and `places`, each a service of one type with names,
+    descriptions and address in every language, lat/lon, phone, hours and languages spoken."""
+    if raw is None:
+        return (), ()
+    section = check.mapping(raw, "services")
+    unknown = sorted(set(section) - {"types", "places"}, key=str)
     if unknown:
-        raise check.fail(f"staff_hours.{unknown[0]}",
-                         f"unknown key (known: {', '.join(sorted(known))})")
-    days = set()
-    for i, day in enumerate(check.sequence(hours.get("days"), "staff_hours.days")):
-        if day not in WEEKDAYS:
-            raise check.fail(f"staff_hours.days[{i}]",
-                             f"{day!r} is not a day ({', '.join(WEEKDAYS)})")
-        days.add(WEEKDAYS.index(day))
-    if not days:
-        raise check.fail("staff_hours.days", "needs at least one day")
-    start = _clock(check, hours.get("from"), "staff_hours.from")
-    end = _clock(check, hours.get("to"), "staff_hours.to")
-    if end <= start:
-        raise check.fail("staff_hours.to", "must be later than staff_hours.from")
-    return StaffHours(frozenset(days), start, end)
+        raise check.fail(f"services.{unknown[0]}", "unknown key (known: places, types)")
+    types = tuple(ServiceType(type_id, names) for _, _, type_id, names
+                  in _named_items(check, section, "types", languages, prefix="services."))
+    type_ids = {kind.id for kind in types}
+    known = {"id", "type", "name", "description", "address", "lat", "lon", "phone", "hours",
+             "exceptions", "languages"}
+    places = []
+    for key, item, service_id, names in _named_items(check, section, "places", languages,
+                                                     prefix="services."):
+        unknown = sorted(set(item) - known, key=str)
+        if unknown:
+            raise check.fail(f"{key}.{unknown[0]}",
+                             f"unknown key (known: {', '.join(sorted(known))})")
+        kind = check.text(item.get("type"), f"{key}.type")
+        if kind not in type_ids:
+            raise check.fail(f"{key}.type", f"{kind!r} is not one of services.types "
+                                            f"({', '.join(sorted(type_ids))})")
+        address = item.get("address")
+        if isinstance(address, dict):
+            addresses = check.names(address, f"{key}.address", languages)
+        else:
+            text = check.text(address, f"{key}.address")
+            addresses = {lang: text for lang in languages}
+        lat = _coordinate(check, item.get("lat"), f"{key}.lat", 90)
+        lon = _coordinate(check, item.get("lon"), f"{key}.lon", 180)
+        if lat is None or lon is None:
+            raise check.fail(key, "needs both lat and lon (its place on the map)")
+        phone = check.text(item.get("phone"), f"{key}.phone")
+        if not re.fullmatch(r"[0-9+ ()-]{3,24}", phone):
+            raise check.fail(f"{key}.phone", f"{phone!r} is not a phone number")
+        spoken = []
+        for j, lang in enumerate(check.sequence(item.get("languages"), f"{key}.languages")):
+            if lang not in languages:
+                raise check.fail(f"{key}.languages[{j}]", f"{lang!r} is not one of the languages")
+            spoken.append(lang)
+        places.append(Service(
+            service_id, kind, names,
+            check.names(item.get("description"), f"{key}.description", languages),
+            addresses, lat, lon, phone, _opening_hours(check, item, key), tuple(spoken)))
+    return types, tuple(places)
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -633,12 +799,13 @@ def load_config(path: Path | None = None) -> Config:
     known = {
         "community", "timezone", "default_language", "languages", "departments",
         "categories", "emergency_numbers", "notice_topics", "voice", "console",
-        "web_chat", "staff_hours", "place_patterns", "grids",
+        "web_chat", "staff_hours", "place_patterns", "grids", "services",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise check.fail(unknown[0], f"unknown key (known keys: {', '.join(sorted(known))})")
     voice = _voice_settings(check, raw.get("voice"), language_ids, data_dir)
+    service_types, services = _services(check, raw.get("services"), language_ids)
     return Config(
         path=path,
         community_names=community_names,
@@ -658,4 +825,6 @@ def load_config(path: Path | None = None) -> Config:
         staff_hours=_staff_hours(check, raw.get("staff_hours")),
         place_patterns=_place_patterns(check, raw.get("place_patterns"), language_ids),
         grids=_grids(check, raw, language_ids) if raw.get("grids") else (),
+        service_types=service_types,
+        services=services,
     )

@@ -33,6 +33,23 @@ class Button:
     payload: str
 
 
+@dataclass(frozen=True)
+class Venue:
+    """A place on the map: Telegram sends it as a pin (sendVenue), the web chat as a map link,
+    the terminal as a line with that link."""
+
+    latitude: float
+    longitude: float
+    title: str
+    address: str
+
+    @property
+    def map_url(self) -> str:
+        """The place on OpenStreetMap (no account, no key, reachable from mainland China)."""
+        lat, lon = f"{self.latitude:.5f}", f"{self.longitude:.5f}"
+        return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
+
+
 @dataclass
 class Reply:
     """Something the resident is shown. Channels decide how to render it."""
@@ -47,6 +64,9 @@ class Reply:
     # The same text for everyone who gets it (a notice, a poll's results): its audio may be
     # cached. A fixed message (`source`) is shared too; anything else may quote the resident.
     shared: bool = False
+    # A map pin: the reply is the place itself (its text names it for channels without pins),
+    # and is not read aloud (the reply before it describes the place in words).
+    venue: Venue | None = None
 
 
 @dataclass
@@ -108,6 +128,9 @@ def reply_to_stored(reply: Reply, *, senior: bool, location_label: str | None = 
     }
     if reply.request_location and location_label is not None:
         stored["location_label"] = location_label
+    if reply.venue is not None:
+        stored["venue"] = {"latitude": reply.venue.latitude, "longitude": reply.venue.longitude,
+                           "title": reply.venue.title, "address": reply.venue.address}
     return stored
 
 
@@ -120,6 +143,7 @@ def reply_from_stored(stored: dict) -> Reply:
         request_location=stored.get("request_location", False),
         rtl=stored.get("rtl", False),
         language=stored.get("language", ""),
+        venue=Venue(**stored["venue"]) if stored.get("venue") else None,
     )
 
 
@@ -127,7 +151,8 @@ def spoken_text(replies: list[Reply]) -> str:
     """What a voice note says for a turn: each reply, and the buttons read out with numbers."""
     parts = []
     for reply in replies:
-        parts.append(reply.text)
+        if reply.venue is None:  # a map pin is not read: the reply before it says the place
+            parts.append(reply.text)
         parts += [numbered(i, button.label) + "." for i, button in enumerate(reply.buttons,
                                                                              start=1)]
     return "\n".join(parts)

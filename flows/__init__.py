@@ -15,12 +15,13 @@ from flows.onboarding import Onboarding
 from flows.polls import Polls
 from flows.rating import Rating
 from flows.requests import ReportProblem
+from flows.services import Services
 from flows.settings import Settings
 from flows.volunteers import Volunteers
 
 FLOWS: tuple[type[Flow], ...] = (
     Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
-    Rating, ReportProblem, Settings, Volunteers,
+    Rating, ReportProblem, Services, Settings, Volunteers,
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Config
 from bot.i18n import Catalogs, Translator
-from bot.messages import Button, Capability, Incoming, Reply, Understanding
+from bot.messages import Button, Capability, Incoming, Reply, Understanding, Venue
 from bot.models import Resident
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class Context:
 
     # --- output ------------------------------------------------------------------------
     def say(self, text: str, buttons: list[Button] | None = None, request_location: bool = False,
-            secret: bool = False, shared: bool = False):
+            secret: bool = False, shared: bool = False, venue: Venue | None = None):
         self.replies.append(
             Reply(
                 text=text,
@@ -109,6 +109,7 @@ class Context:
                 source=self.t.source_of(text),
                 secret=secret,
                 shared=shared,
+                venue=venue,
             )
         )
 

@@ -33,6 +33,7 @@ INTENT_LABELS = {
     "talk_to_human": N_("Talk to staff"),
     "emergency": N_("Emergency numbers"),
     "delete_my_data": N_("Delete my data"),
+    "find_service": N_("Services nearby"),
 }
 # Intents that may interrupt a step waiting for typed text (a description, a place), when the
 # model is sure and the message is short: anything else typed there is the answer itself.
@@ -61,6 +62,13 @@ def carries_problem(understanding: Understanding, text: str) -> bool:
     return "report_problem" in guesses
 
 
+def names_a_service(understanding: Understanding) -> bool:
+    """Does a message the model is unsure of name a service type, with finding a service as
+    the model's best guess?"""
+    best = understanding.ranking[0][0] if understanding.ranking else None
+    return best == "find_service" and entity(understanding, "service_type") is not None
+
+
 class Intents:
     name = "intents"
 
@@ -82,6 +90,8 @@ class Intents:
         tracking_number = entity(understanding, "request_id")
         if tracking_number and intent not in ("rate_service", "emergency"):
             intent = "check_request_status"  # a tracking number of one's own opens it
+        if intent == "nlu_fallback" and names_a_service(understanding):
+            intent = "find_service"  # "老人飯堂開門沒": not a report because 老人 is in it
         if intent in IRREVERSIBLE | {"nlu_fallback"} and carries_problem(understanding, text):
             intent = "report_problem"  # "no water in my house" is a report, never an erasure
         if intent in IRREVERSIBLE and understanding.confidence < IRREVERSIBLE_CONFIDENCE:
@@ -169,6 +179,8 @@ class Intents:
             flows["handover"].start(ctx)
         elif intent == "delete_my_data":
             flows["settings"].start(ctx, "forget")
+        elif intent == "find_service":
+            flows["services"].start(ctx, entity(understanding, "service_type"))
         else:  # out_of_scope, and anything the model may add later
             ctx.main_menu(t("Sorry, I cannot help with that. This is what I can do:"))
 

@@ -12,6 +12,7 @@ MENU_ENTRIES = [
     ("menu:notices", N_("Notices")),
     ("menu:polls", N_("Consultations")),
     ("menu:staff", N_("Talk to staff")),
+    ("menu:services", N_("Services nearby")),
     ("menu:settings", N_("Settings")),
     ("menu:help", N_("Help")),
 ]
@@ -36,6 +37,8 @@ class MainMenu(Flow):
             self.assistant.flow("polls").start(ctx)
         elif payload == "menu:staff":
             self.assistant.flow("handover").start(ctx)
+        elif payload == "menu:services":
+            self.assistant.flow("services").start(ctx)
         elif payload == "menu:settings":
             self.assistant.flow("settings").start(ctx)
         elif payload == "menu:help":

@@ -30,6 +30,7 @@ class Sent:
     text: str | None = None
     reply_markup: dict | None = None
     voice: bytes | None = None
+    venue: dict | None = None  # sendVenue: latitude, longitude, title, address
     message_id: int = 0
     at: float = field(default_factory=time.monotonic)
 
@@ -378,6 +379,23 @@ class FakeBotAPI:
         file_id = self._add_file(voice, "voice/out.ogg")
         result["voice"] = {"file_id": file_id, "file_unique_id": file_id + "u",
                            "duration": int(params.get("duration") or 1)}
+        return result
+
+    async def _api_sendVenue(self, params):
+        missing = [key for key in ("latitude", "longitude", "title", "address")
+                   if not str(params.get(key) or "").strip()]
+        if missing:
+            return web.json_response({"ok": False, "error_code": 400,
+                                      "description": f"Bad Request: {missing[0]} is empty"},
+                                     status=400)
+        venue = {"latitude": float(params["latitude"]), "longitude": float(params["longitude"]),
+                 "title": params["title"], "address": params["address"]}
+        result = self._record("sendVenue", params, venue=venue)
+        if isinstance(result, dict):
+            location = {"latitude": venue["latitude"], "longitude": venue["longitude"]}
+            result["venue"] = {"location": location, "title": venue["title"],
+                               "address": venue["address"]}
+            result["location"] = location
         return result
 
     async def _api_sendPhoto(self, params):

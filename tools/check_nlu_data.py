@@ -14,13 +14,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-INTENTS = ["greet", "goodbye", "thank", "help", "affirm", "deny", "cancel", "repeat", "main_menu", "report_problem", "check_request_status", "rate_service", "read_notices", "subscribe_notices", "unsubscribe_notices", "join_poll", "change_language", "voice_on", "voice_off", "talk_to_human", "emergency", "delete_my_data", "out_of_scope"]
+INTENTS = ["greet", "goodbye", "thank", "help", "affirm", "deny", "cancel", "repeat", "main_menu", "report_problem", "check_request_status", "rate_service", "read_notices", "subscribe_notices", "unsubscribe_notices", "join_poll", "change_language", "voice_on", "voice_off", "talk_to_human", "emergency", "delete_my_data", "find_service", "out_of_scope"]
 VALUES = {
     "category": {"facility_repair", "utilities", "sanitation", "noise_dispute", "safety_hazard",
                  "elderly_help", "general"},
     "language": {"zh_Hans", "zh_Hant", "en", "mn", "bo", "ug"},
     "topic": {"elderly_care", "health", "housing", "safety", "social_security",
               "community_events"},
+    "service_type": {"elderly_canteen", "clinic", "pharmacy", "legal_aid", "mediation",
+                     "volunteer_team", "service_hall"},
 }
 ANNOTATION = re.compile(r"\[([^\]]+)\]\((\w+)(?::([\w]+))?\)")
 

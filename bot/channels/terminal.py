@@ -41,6 +41,8 @@ def render(replies: list[Reply], senior: bool = False) -> str:
     for reply in replies:
         mark = RLM if reply.rtl else ""
         lines += [mark + line for line in reply.text.splitlines() if line.strip()]
+        if reply.venue is not None:  # a map pin: the map's address, for the resident to open
+            lines.append(f"{mark}  {reply.venue.map_url}")
         if reply.buttons:
             options = [f"{mark}  {line}"
                        for line in numbered_choices([b.label for b in reply.buttons])]

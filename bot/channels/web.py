@@ -52,7 +52,7 @@ from bot.db import Database
 from bot.delivery import Sender
 from bot.i18n import Translator
 from bot.keys import secret_key
-from bot.messages import LOCATION, OUTBOX, PHOTO, VOICE, Capability, Incoming
+from bot.messages import LOCATION, OUTBOX, PHOTO, VOICE, Capability, Incoming, reply_from_stored
 from bot.models import OutboxMessage, Resident
 from bot.services import requests as request_service
 
@@ -92,6 +92,7 @@ def page_texts(t: Translator) -> dict[str, str]:
         "send": t("Send"),
         "photo": t("Send a photo"),
         "location": t("📍 Share my location"),
+        "map": t("🗺 Open the map"),
         "record": t("🎤 Record a voice note"),
         "stop": t("⏹ Stop and send"),
         "play": t("▶ Play again"),
@@ -673,7 +674,7 @@ class WebChannel:
                 "text": texts["kept_once"]}
         message = {"id": row_id, "text": "", "buttons": [], "location": False,
                    "rtl": bool(payload.get("rtl")), "lang": _tag(payload.get("language") or ""),
-                   "audio": None}
+                   "audio": None, "map": None}
         if payload.get("voice"):
             if self._audio_file(row_id) is not None:
                 message["audio"] = f"{PREFIX}/audio/{row_id}"
@@ -686,6 +687,8 @@ class WebChannel:
         message["buttons"] = [[str(label), str(data)] for label, data in
                               payload.get("buttons") or []]
         message["location"] = bool(payload.get("request_location"))
+        if payload.get("venue"):  # a map pin: a link to the place on OpenStreetMap
+            message["map"] = reply_from_stored(payload).venue.map_url
         return message
 
     def _audio_file(self, row_id: int) -> Path | None:

@@ -23,14 +23,14 @@ from nlu.engine import fallback_threshold
 
 FALLBACK = "nlu_fallback"
 LOW_CONFIDENCE = fallback_threshold()  # nlu/pipeline.yml (docs/nlu.md)
-# The 23 intents of the NLU contract (shared/spec/nlu-contract.md), in its order.
+# The 24 intents of the NLU contract (shared/spec/nlu-contract.md), in its order.
 INTENTS = (
     "greet", "goodbye", "thank", "help", "affirm", "deny", "cancel", "repeat", "main_menu",
     "report_problem", "check_request_status", "rate_service", "read_notices",
     "subscribe_notices", "unsubscribe_notices", "join_poll", "change_language", "voice_on",
-    "voice_off", "talk_to_human", "emergency", "delete_my_data", "out_of_scope",
+    "voice_off", "talk_to_human", "emergency", "delete_my_data", "find_service", "out_of_scope",
 )
-ENTITIES = ("request_id", "language", "topic", "category")
+ENTITIES = ("request_id", "language", "topic", "category", "service_type")
 MAX_EXAMPLE = 500
 ANNOTATION = re.compile(r"\[([^\[\]\n]+)\]\(([^()\n]+)\)")
 INTENT_LINE = re.compile(r"^- intent:\s*(\S+)\s*$")

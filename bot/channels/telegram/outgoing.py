@@ -18,6 +18,7 @@ from bot.messages import numbered, numbered_choices
 from bot.models import OutboxMessage
 
 MAX_TEXT = 4096  # Telegram's limit for one message
+MAX_VENUE_TEXT = 256  # a venue's title and address are kept short
 
 
 def render_markup(payload: dict):
@@ -65,6 +66,13 @@ class TelegramTransport:
         try:
             if row.payload.get("voice"):
                 await self._send_voice(row)
+            elif row.payload.get("venue"):  # a map pin, one call: a retry sends it once
+                venue = row.payload["venue"]
+                await self.bot.send_venue(
+                    chat_id=int(row.chat_id), latitude=venue["latitude"],
+                    longitude=venue["longitude"], title=venue["title"][:MAX_VENUE_TEXT],
+                    address=venue["address"][:MAX_VENUE_TEXT],
+                    reply_markup=render_markup(row.payload))
             else:
                 pieces = split_text(row.payload["text"])
                 for i, piece in enumerate(pieces):

@@ -68,6 +68,13 @@ document.documentElement.classList.add("js");
     if (message.lang) item.lang = message.lang;
     item.dir = message.rtl ? "rtl" : "auto";
     if (message.text) item.appendChild(element("p", "text", message.text));
+    if (message.map) {
+      const link = element("a", "map", body.dataset.map);
+      link.href = message.map;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      item.appendChild(link);
+    }
     if (message.audio) {
       const box = voiceBlock(message.audio);
       item.appendChild(box);
