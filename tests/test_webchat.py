@@ -31,13 +31,12 @@ from bot.models import Attachment, OutboxMessage, Request, Resident
 from bot.services import requests as service
 from bot.wiring import installed_channels
 from tests.conftest import run_cli
+from tests.console_helpers import _free_port, served
 from tests.test_console_browser import (
     ARTIFACTS,
     CHROMEDRIVER,
     CHROMIUM,
     FLAGS,
-    _free_port,
-    served,
 )
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
