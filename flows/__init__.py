@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows.alerts import Alerts
 from flows.base import Flow
 from flows.commands import Commands
 from flows.context import Host
@@ -18,7 +19,7 @@ from flows.requests import ReportProblem
 from flows.settings import Settings
 
 FLOWS: tuple[type[Flow], ...] = (
-    Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
+    Alerts, Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
     Rating, ReportProblem, Settings,
 )
 
