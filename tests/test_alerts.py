@@ -113,15 +113,14 @@ def test_an_alert_to_grid_east_reaches_every_east_resident_once_and_no_one_else(
             select(AlertRecipient).where(AlertRecipient.answer.is_not(None))).first()
 
 
-def test_buildings_and_everyone_are_targets_too(assistant, db, config):
+def test_buildings_and_everyone_are_targets_too(assistant, db, config, tmp_path):
     onboard(assistant)
     render = renderer(config, assistant.catalogs, assistant.channels)
-    spec = load_alert(alert_file(Path(config.data_dir), target={"buildings": ["5", "3号楼"]}),
-                      config)
+    spec = load_alert(alert_file(tmp_path, target={"buildings": ["5", "3号楼"]}), config)
     with db.session() as session:
         by_building = service.add(session, spec, created_by="test").id
         everyone = service.add(session, load_alert(alert_file(
-            Path(config.data_dir), "all.yml", target="everyone"), config), "test").id
+            tmp_path, "all.yml", target="everyone"), config), "test").id
     assert service.send(db, config, by_building, render) == (2, 2)
     assert service.send(db, config, everyone, render) == (7, 7)
     with db.session() as session:
@@ -309,3 +308,61 @@ def test_the_example_file_is_valid(config):
     assert spec.grids == ["east"] and spec.buildings == ["6"]
     with pytest.raises(SpecError):
         load_alert(EXAMPLE.with_name("missing.yml"), config)
+
+
+def test_the_console_sends_an_alert_flags_residents_and_shows_the_check_list(
+        assistant, db, config):
+    """Staff flag a resident on the conversation page (audited), send an alert from the form,
+    and watch answers and the check list; a viewer sees no names or phones."""
+    from bot.console.models import AuditEntry
+    from tests.console_helpers import add_staff, console, logged_in
+
+    chats = onboard(assistant, PEOPLE[:2] + PEOPLE[4:5])
+    add_staff(db, "sam", "staff")
+    add_staff(db, "vic", "viewer")
+    app = console(config, db)
+    staff, viewer = logged_in(app, "sam"), logged_in(app, "vic")
+    with db.session() as session:
+        ids = {r.channel_user_id: r.id for r in session.execute(select(Resident)).scalars()}
+        session.get(Resident, ids["e2"]).phone = "13800138000"
+    assert viewer.post(f"/residents/{ids['e2']}/flags", {"elderly": "1"}).status_code == 403
+    staff.get(f"/conversations/{ids['e2']}")
+    assert staff.post(f"/residents/{ids['e2']}/flags",
+                      {"elderly": "1"}).status_code == 303
+    page = staff.get(f"/conversations/{ids['e2']}").text
+    assert 'name="elderly" value="1" checked' in page
+    assert 'name="lives_alone" value="1" checked' not in page
+
+    form = {"severity": "danger", "check_after_minutes": "5", "target": "area",
+            "grid_east": "1", "buildings": "",
+            "title_zh_Hans": "燃气泄漏", "body_zh_Hans": "3号楼附近燃气泄漏，请勿用火。",
+            "title_en": "Gas leak", "body_en": "Gas leak near building 3. No open flames."}
+    staff.get("/alerts/new")
+    refused = staff.post("/alerts", {**form, "severity": "urgent"})
+    assert refused.status_code == 400 and "severity: &#39;urgent&#39; is not one of" in \
+        refused.text
+    assert viewer.post("/alerts", form).status_code == 403
+    sent = staff.post("/alerts", form)
+    assert sent.status_code == 303 and sent.headers["location"] == "/alerts/1"
+    assert recipients(db) == {"e1": 1, "e2": 1}
+
+    chats["e1"].send("2")  # shown the alert
+    assert "燃气泄漏" in chats["e1"].text
+    chats["e1"].send("2")  # "I need help"
+    status = staff.get("/alerts/1/status.json").json()
+    assert status["grids"] == [{"grid": "east", "name": "East grid", "safe": 0, "help": 1,
+                                "no_answer": 1}]
+    assert [(c["building"], c["reason"]) for c in status["checks"]] == [("3", "help")]
+    with db.session() as session:  # five minutes later e2 (flagged) has not answered
+        session.execute(update(Alert).values(sent_at=utcnow() - timedelta(minutes=6)))
+    status = staff.get("/alerts/1/status.json").json()
+    assert [(c["building"], c["reason"], c["phone"]) for c in status["checks"]] == [
+        ("2", "no_answer", "13800138000"), ("3", "help", "")]
+    seen = viewer.get("/alerts/1/status.json").json()["checks"]
+    assert [c["phone"] for c in seen] == ["138******00", ""] and not any(c["name"]
+                                                                          for c in seen)
+    page = viewer.get("/alerts/1").text
+    assert "East grid" in page and "13800138000" not in page
+    with db.session() as session:
+        actions = [e.action for e in session.execute(select(AuditEntry)).scalars()]
+    assert {"resident.flags", "alert.create", "alert.send"} <= set(actions)
