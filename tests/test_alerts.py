@@ -8,6 +8,7 @@ grid's check list; a fan-out killed half-way and run again loses and doubles not
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -366,3 +367,80 @@ def test_the_console_sends_an_alert_flags_residents_and_shows_the_check_list(
     with db.session() as session:
         actions = [e.action for e in session.execute(select(AuditEntry)).scalars()]
     assert {"resident.flags", "alert.create", "alert.send"} <= set(actions)
+
+
+def test_the_alert_is_spoken_to_residents_with_voice_on(assistant, db, config):
+    """On Telegram, a resident with voice on gets the alert's spoken version after its text,
+    the two answers read out with their numbers; one with voice off gets the text only."""
+    with db.session() as session:
+        for chat, voice in (("9201", True), ("9202", False)):
+            session.add(Resident(channel="telegram", channel_user_id=chat, slots={},
+                                 offered=[], language="zh_Hans", flow="menu", step="main",
+                                 building="2号楼", voice_on=voice))
+        alert_id = service.add(session, load_alert(EXAMPLE, config), "t").id
+    service.send(db, config, alert_id, renderer(config, assistant.catalogs,
+                                                assistant.channels))
+    with db.session() as session:
+        rows = {chat: [r.payload for r in session.execute(
+            select(OutboxMessage).where(OutboxMessage.chat_id == chat)
+            .order_by(OutboxMessage.id)).scalars()] for chat in ("9201", "9202")}
+    assert len(rows["9202"]) == 1 and not rows["9202"][0].get("voice")
+    text, spoken = rows["9201"]
+    assert spoken["voice"] and spoken["language"] == "zh_Hans" and spoken["cache"]
+    assert "今晚寒潮大风" in spoken["text"]
+    assert "\n1. 我很安全.\n2. 我需要帮助." in spoken["text"]
+    assert text["buttons"] == [["我很安全", f"alert:{alert_id}:safe"],
+                               ["我需要帮助", f"alert:{alert_id}:help"]]
+
+
+def test_killed_while_sending_an_alert_continue_delivers_the_rest_once(db, env, tmp_path):
+    """A real `linli alerts send` to 30 Telegram residents at 2 a second, killed with SIGKILL
+    while a message is on its way; `linli alerts continue` sends the rest, nobody twice."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fake_bot_api import FakeBotAPI
+
+    inside = [7100 + i for i in range(30)]
+    with db.session() as session:
+        for i, chat in enumerate([*inside, 7200, 7201]):
+            session.add(Resident(channel="telegram", channel_user_id=str(chat), slots={},
+                                 offered=[], language=("zh_Hans", "mn", "ug", "bo")[i % 4],
+                                 flow="menu", step="main",
+                                 building="5号楼" if chat >= 7200 else f"{1 + i % 4}号楼"))
+    fake = FakeBotAPI().start()
+    telegram = {**env, "LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root}
+    path = alert_file(tmp_path, target={"grids": ["east"]})
+    command = [sys.executable, "-m", "bot.cli", "alerts", "send", str(path), "--rate", "2"]
+    try:
+        push = subprocess.Popen(command, cwd=PROJECT_ROOT, env=telegram, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(fake.sent) < 8:
+            assert time.monotonic() < deadline and push.poll() is None, push.stderr.read()
+            time.sleep(0.05)
+        fake.fail_next("sendMessage", delay=3)  # held: the kill lands while it is on its way
+        calls = len([c for c in fake.calls if c[0] == "sendMessage"])
+        while len([c for c in fake.calls if c[0] == "sendMessage"]) <= calls:
+            time.sleep(0.01)
+        push.send_signal(signal.SIGKILL)
+        push.wait(10)
+        with db.session() as session:
+            statuses = Counter(session.execute(select(OutboxMessage.status)).scalars())
+        assert statuses["sending"] == 1 and 8 <= statuses["sent"] < 30
+
+        time.sleep(3.5)  # the held request reaches the fake Telegram after all
+        second = run_cli(telegram, "alerts", "continue", "1", "--rate", "10")
+        assert second.returncode == 0, second.stderr
+        assert "30 resident(s) in its area, 0 newly queued" in second.stderr
+        got = {chat: len([s for s in fake.sent_to(chat) if s.buttons]) for chat in inside}
+        assert set(got.values()) == {1}, got  # every one once, the interrupted one included
+        assert not fake.sent_to(7200) and not fake.sent_to(7201)
+        assert "alert 1 on telegram: sent 29, failed 0, pending 0, unconfirmed 1" \
+            in second.stdout
+    finally:
+        if push.poll() is None:
+            push.kill()
+        fake.stop()
