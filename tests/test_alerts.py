@@ -25,6 +25,7 @@ from bot.services import outbox
 from bot.specs import SpecError, load_alert
 from flows.alerts import renderer
 from tests.conftest import Chat, run_cli
+from tests.test_console_browser import browser  # noqa: F401  (the Chromium fixture)
 
 EXAMPLE = PROJECT_ROOT / "docs" / "examples" / "alert.yml"
 # Who lives where: (chat id, language, building as they typed it, grid)
@@ -444,3 +445,43 @@ def test_killed_while_sending_an_alert_continue_delivers_the_rest_once(db, env, 
         if push.poll() is None:
             push.kill()
         fake.stop()
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_the_alert_page_follows_the_answers_in_the_browser(config, db, assistant,
+                                                           browser):  # noqa: F811 (fixture)
+    """Chromium: a staff member writes and sends an alert from the form; as a resident answers
+    "I need help", the grid's count and the check list change without a reload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.console_helpers import add_staff, console
+    from tests.test_console_browser import log_in, screenshot, served
+
+    chats = onboard(assistant, PEOPLE[:1] + PEOPLE[4:5])
+    add_staff(db, "zhang", "staff", language="zh_Hans")
+    app = console(config, db)
+
+    def count(key: str) -> str:
+        return browser.find_element(
+            By.CSS_SELECTOR, f'#answers tr[data-grid="east"] td[data-count="{key}"]').text
+
+    with served(app) as base:
+        log_in(browser, base, "zhang")
+        browser.get(f"{base}/alerts/new")
+        browser.find_element(By.CSS_SELECTOR, 'input[name="target"][value="area"]').click()
+        browser.find_element(By.NAME, "grid_east").click()
+        browser.find_element(By.NAME, "title_zh_Hans").send_keys("停水通知")
+        browser.find_element(By.NAME, "body_zh_Hans").send_keys("今天下午东区停水。")
+        browser.find_element(By.CSS_SELECTOR, 'form.compose button[type="submit"]').click()
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "alert-status"))
+        assert count("no_answer") == "1" and count("help") == "0"
+        assert "没有需要查看的居民" in browser.page_source
+        chats["e1"].send("2")  # the alert is shown
+        chats["e1"].send("2")  # "I need help"
+        WebDriverWait(browser, 10).until(lambda d: count("help") == "1")
+        assert count("no_answer") == "0"
+        row = browser.find_element(By.CSS_SELECTOR, "#checks tbody tr").text
+        assert "东区网格" in row and "3" in row and "求助" in row
+        screenshot(browser, "alert-check-list")
+    assert recipients(db) == {"e1": 1}

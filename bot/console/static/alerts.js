@@ -5,7 +5,8 @@
   if (!box) { return; }
   var url = box.getAttribute("data-alert-status");
   var reasons = {};
-  document.querySelectorAll("#reason-names span").forEach(function (span) {
+  var names = document.getElementById("reason-names");  // a <template>: its own fragment
+  names.content.querySelectorAll("span").forEach(function (span) {
     reasons[span.getAttribute("data-reason")] = span.textContent;
   });
 
