@@ -155,8 +155,10 @@ def _send_batch(session: Session, config: Config, alert_id: int,
             continue
         session.add(AlertRecipient(alert_id=alert_id, resident_id=resident.id, grid_id=grid_id,
                                    building=building))
+        # `already` was read in this transaction, and a recipient row and its outbox rows are
+        # only ever written together: the key is new.
         outbox.enqueue(session, resident, render(session, resident, alert), kind="alert",
-                       key=f"{prefix}{resident.id}", priority=ALERT_PRIORITY)
+                       key=f"{prefix}{resident.id}", priority=ALERT_PRIORITY, new_key=True)
         queued += 1
     session.flush()
     return queued, residents[-1].id

@@ -33,6 +33,7 @@ def enqueue(
     key: str | None = None,
     erased: bool = False,
     priority: int = NORMAL_PRIORITY,
+    new_key: bool = False,
 ) -> list[OutboxMessage]:
     """Queues messages for the resident's chat, in order.
 
@@ -41,8 +42,11 @@ def enqueue(
     With a `key`, the rows are keyed `key#0`, `key#1`, … and nothing is queued if that key was
     queued before (a notice reaches a resident once, however often publishing is run).
     `erased`: the resident has just been deleted (/forget); the rows name only their chat.
+    `new_key`: the caller has made sure in this transaction that the key is new (a fan-out of
+    thousands): no look-up, and the rows are flushed with the caller's next flush. The unique
+    key still refuses a second copy.
     """
-    if key is not None:
+    if key is not None and not new_key:
         exists = session.execute(
             select(OutboxMessage.id).where(OutboxMessage.key == f"{key}#0")
         ).first()
@@ -64,7 +68,8 @@ def enqueue(
         for i, payload in enumerate(payloads)
     ]
     session.add_all(rows)
-    session.flush()
+    if not new_key:
+        session.flush()
     return rows
 
 
