@@ -58,6 +58,9 @@ class Resident(Base):
     phone = Column(String(40))
     address = Column(String(400))
     building = Column(String(64))  # building or area, as the resident typed it (consultations)
+    # Set by staff (console, audited): an area alert's silence puts them on the check list.
+    lives_alone = Column(Boolean, nullable=False, default=False, server_default=false())
+    elderly = Column(Boolean, nullable=False, default=False, server_default=false())
     flow = Column(String(64))
     step = Column(String(64))
     slots = Column(JSON, nullable=False, default=dict)
@@ -221,7 +224,10 @@ class Attachment(Base):
 
 # Outbox kinds queued outside a resident's turn, for many residents at once (bot/push.py): the
 # resident's current step is shown again below them (Assistant.deliver_notifications).
-NEWS_KINDS = frozenset({"notice", "poll-result"})
+NEWS_KINDS = frozenset({"notice", "poll-result", "alert"})
+# Outbox priorities: the dispatcher sends a higher one first, whatever is queued before it.
+NORMAL_PRIORITY = 0
+ALERT_PRIORITY = 10
 
 
 class OutboxMessage(Base):
@@ -248,6 +254,8 @@ class OutboxMessage(Base):
     chat_id = Column(String(128), nullable=False)
     key = Column(String(160), unique=True)
     kind = Column(String(32), nullable=False, default="reply")  # reply, push, notice, ...
+    # Higher first (an area alert: ALERT_PRIORITY), then oldest first.
+    priority = Column(Integer, nullable=False, default=0, server_default="0")
     payload = Column(JSON, nullable=False)  # a Reply as a dict, plus voice settings
     status = Column(String(12), nullable=False, default="pending")
     attempts = Column(Integer, nullable=False, default=0)
@@ -457,3 +465,52 @@ class VolunteerOffer(Base):
     offered_by = Column(String(64), nullable=False)  # the staff account that offered it
     offered_at = Column(DateTime, nullable=False, default=utcnow)
     answered_at = Column(DateTime)
+
+
+class Alert(Base):
+    """An area alert (应急预警): text per language, severity, target area, check-on time.
+
+    `texts` maps a language id to {"title", "body"} (the default language always there).
+    Target: `grids` and `buildings` (bot.places.building_key) both empty means everyone.
+    `check_after_minutes`: a resident flagged as living alone or elderly who has not answered
+    by then is put on their grid's check list.
+    """
+
+    __tablename__ = "alerts"
+
+    id = Column(Integer, primary_key=True)
+    texts = Column(JSON, nullable=False)
+    severity = Column(String(12), nullable=False)  # info, warning, danger
+    grids = Column(JSON, nullable=False, default=list)
+    buildings = Column(JSON, nullable=False, default=list)
+    check_after_minutes = Column(Integer, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    created_by = Column(String(64), nullable=False)  # "cli" or "staff:<name>"
+    sent_at = Column(DateTime)  # when its fan-out began; the check time counts from here
+    source = Column(String(400))
+
+
+class AlertRecipient(Base):
+    """One resident an alert went to, and their answer ("safe" or "help") once given.
+
+    Written in the fan-out's transaction with the outbox rows. `grid_id` and `building` are the
+    resident's at that moment, for the grid's counts and check list. `check_reason` is set when
+    they land on the check list: "help", or "no_answer" (flagged, silent past the check time).
+    """
+
+    __tablename__ = "alert_recipients"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "resident_id", name="uq_alert_recipients_alert_resident"),
+        Index("ix_alert_recipients_alert_grid", "alert_id", "grid_id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    alert_id = Column(Integer, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False)
+    resident_id = Column(Integer, ForeignKey("residents.id", ondelete="CASCADE"),
+                         nullable=False)
+    grid_id = Column(String(48))
+    building = Column(String(64))
+    answer = Column(String(8))
+    answered_at = Column(DateTime)
+    check_reason = Column(String(12))
+    check_since = Column(DateTime)

@@ -1,4 +1,5 @@
-"""Reads and checks the YAML files staff write for notices and polls; errors name file and key."""
+"""Reads and checks the YAML files staff write for notices, polls and area alerts; errors name
+file and key."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ POLL_PARTS = ("question", "background")
 MAX_TITLE = 120
 MAX_OPTION = 80
 MAX_OPTIONS = 9  # one digit each: "vote by number" stays one key press
+ALERT_PARTS = ("title", "body")
+SEVERITIES = ("info", "warning", "danger")
+MAX_ALERT_BODY = 600  # read aloud in full: a minute or so of speech
+MAX_CHECK_MINUTES = 7 * 24 * 60
+DEFAULT_CHECK_MINUTES = 60
 
 
 class SpecError(ConfigError):
@@ -38,6 +44,16 @@ class PollSpec:
     allow_change: bool
     opens_at: datetime | None
     closes_at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    texts: dict[str, dict[str, str]]  # language -> {"title", "body"}
+    severity: str  # info, warning, danger
+    grids: list[str]  # config.yml grid ids; with `buildings` both empty: everyone
+    buildings: list[str]  # bot.places.building_key of each
+    check_after_minutes: int
     source: str
 
 
@@ -182,3 +198,59 @@ def load_poll(path: Path, config: Config) -> PollSpec:
     return PollSpec(texts=texts, options=options, buildings=buildings,
                     allow_change=allow_change, opens_at=opens_at, closes_at=closes_at,
                     source=str(path))
+
+
+def check_alert(check: _Checker, raw: dict, config: Config, source: str) -> AlertSpec:
+    """An alert from its raw mapping (a file, or the console's form as the same keys)."""
+    from bot.places import building_key  # bot.places imports bot.config's types only
+
+    _unknown_keys(check, raw, {"texts", "severity", "target", "check_after_minutes"})
+    texts = _per_language(check, raw.get("texts"), "texts", ALERT_PARTS, config)
+    for language, parts in texts.items():
+        if len(parts["title"]) > MAX_TITLE:
+            raise check.fail(f"texts.{language}.title", f"longer than {MAX_TITLE} characters")
+        if len(parts["body"]) > MAX_ALERT_BODY:
+            raise check.fail(f"texts.{language}.body",
+                             f"longer than {MAX_ALERT_BODY} characters")
+    severity = raw.get("severity")
+    if severity not in SEVERITIES:
+        raise check.fail("severity", f"{severity!r} is not one of {', '.join(SEVERITIES)}")
+    target = raw.get("target", "everyone")
+    grids: list[str] = []
+    buildings: list[str] = []
+    if target != "everyone":
+        target = check.mapping(target, "target")
+        _unknown_keys(check, target, {"grids", "buildings"}, "target")
+        if "grids" not in target and "buildings" not in target:
+            raise check.fail("target", "name grids or buildings, or write `target: everyone`")
+        known = [grid.id for grid in config.grids]
+        listed_grids = check.sequence(target["grids"], "target.grids") \
+            if "grids" in target else []
+        for i, value in enumerate(listed_grids):
+            grid_id = check.text(value, f"target.grids[{i}]")
+            if grid_id not in known:
+                raise check.fail(f"target.grids[{i}]", f"{grid_id!r} is not a grid of "
+                                                       f"config.yml ({', '.join(known)})")
+            grids.append(grid_id)
+        listed_buildings = check.sequence(target["buildings"], "target.buildings") \
+            if "buildings" in target else []
+        for i, value in enumerate(listed_buildings):
+            key = building_key(check.text(value, f"target.buildings[{i}]"))
+            if config.building(key) is None:
+                raise check.fail(f"target.buildings[{i}]",
+                                 f"{value!r} is not a building of config.yml's grids")
+            buildings.append(key)
+    minutes = raw.get("check_after_minutes", DEFAULT_CHECK_MINUTES)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) \
+            or not 1 <= minutes <= MAX_CHECK_MINUTES:
+        raise check.fail("check_after_minutes",
+                         f"must be a whole number of minutes from 1 to {MAX_CHECK_MINUTES}")
+    return AlertSpec(texts=texts, severity=severity, grids=grids, buildings=buildings,
+                     check_after_minutes=minutes, source=source)
+
+
+def load_alert(path: Path, config: Config) -> AlertSpec:
+    """An alert file: texts per language (title, body), severity, target, check time."""
+    path = Path(path)
+    check, raw = _read(path)
+    return check_alert(check, raw, config, str(path))

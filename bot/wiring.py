@@ -20,6 +20,7 @@ from bot.channels.web import WebChannel
 from bot.config import Config
 from bot.console.server import serve_console
 from bot.db import Database
+from bot.services import alerts as alert_service
 
 if TYPE_CHECKING:
     from bot.core import Assistant
@@ -54,6 +55,8 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
         console_task = asyncio.create_task(serve_console(web.wrap(app), host, port, stop))
     for channel in channels:
         await channel.start()
+    # Area alerts: silent residents flagged by staff go on the check list when the time comes.
+    checks = asyncio.create_task(alert_service.watch_checks(db, stop))
     try:
         if console_task is not None:
             stopping = asyncio.create_task(stop.wait())
@@ -70,3 +73,4 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
         stop.set()
         for channel in reversed(channels):
             await channel.stop()
+        await checks

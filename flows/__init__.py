@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows.alerts import Alerts
 from flows.base import Flow
 from flows.commands import Commands
 from flows.context import Host
@@ -20,8 +21,8 @@ from flows.settings import Settings
 from flows.volunteers import Volunteers
 
 FLOWS: tuple[type[Flow], ...] = (
-    Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications, Onboarding, Polls,
-    Rating, ReportProblem, Services, Settings, Volunteers,
+    Alerts, Commands, Handover, Intents, MainMenu, MyRequests, Notices, Notifications,
+    Onboarding, Polls, Rating, ReportProblem, Services, Settings, Volunteers,
 )
 
 

@@ -1,4 +1,4 @@
-"""The `linli` command line: chat, serve, db, demo, requests, notices, polls, nlu, i18n.
+"""The `linli` command line: chat, serve, db, demo, requests, notices, polls, alerts, nlu, i18n.
 
 One module per command group (serving, maintenance, requests, notices, polls, nlu, staff); this
 one builds the parser and runs the chosen command.
@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from bot.cli.alerts import cmd_alerts_continue, cmd_alerts_send, cmd_alerts_status
 from bot.cli.common import setup_logging
 from bot.cli.maintenance import cmd_db_upgrade, cmd_demo_seed, cmd_i18n_compile
 from bot.cli.nlu import cmd_nlu_predict, cmd_nlu_test, cmd_nlu_train
@@ -108,6 +109,22 @@ def parser() -> argparse.ArgumentParser:
     poll_opinions.add_argument("--approve", nargs="+", metavar="OPINION")
     poll_opinions.add_argument("--reject", nargs="+", metavar="OPINION")
     poll_opinions.set_defaults(func=cmd_polls_opinions)
+
+    alerts = sub.add_parser("alerts", help="area alerts (应急预警)").add_subparsers(
+        dest="alerts_command", required=True)
+    alert_send = alerts.add_parser("send", help="send an area alert from a YAML file to every "
+                                                "resident of its area, ahead of other messages")
+    alert_send.add_argument("file", type=Path)
+    alert_continue = alerts.add_parser("continue", help="queue and send what an interrupted "
+                                                        "`alerts send` did not (nobody twice)")
+    alert_continue.add_argument("id", type=int)
+    for command, func in ((alert_send, cmd_alerts_send), (alert_continue, cmd_alerts_continue)):
+        command.add_argument("--rate", type=float, default=30.0,
+                             help="Telegram messages per second (default 30)")
+        command.set_defaults(func=func)
+    alert_status = alerts.add_parser("status", help="answers per grid and the check list")
+    alert_status.add_argument("id", type=int)
+    alert_status.set_defaults(func=cmd_alerts_status)
 
     nlu = sub.add_parser("nlu", help="language understanding").add_subparsers(
         dest="nlu_command", required=True

@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 from bot.config import Config
 from bot.console import auth, charts, metrics, nlu_inbox
 from bot.console.accounts import AccountPages
+from bot.console.alerts import AlertPages
 from bot.console.asgi import BodyLimit, SecureCookies, SecurityHeaders, TrustedProxies
 from bot.console.clips import ClipPages
 from bot.console.community import CommunityPages
@@ -82,7 +83,7 @@ class ConsoleRoute:
 
 # --- the app -------------------------------------------------------------------------------
 class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, VolunteerPages,
-              GridPages):
+              GridPages, AlertPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -582,6 +583,16 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, Voluntee
             ConsoleRoute("/volunteers", self.volunteer_list, ("GET",), "viewer", "volunteers"),
             ConsoleRoute("/requests/{tracking_number}/volunteers", self.volunteer_offer,
                          ("POST",), "staff", "request_volunteers"),
+            ConsoleRoute("/alerts", self.alert_list, ("GET",), "viewer", "alerts"),
+            ConsoleRoute("/alerts/new", self.alert_new, ("GET",), "staff", "alert_new"),
+            ConsoleRoute("/alerts", self.alert_create, ("POST",), "staff", "alert_create"),
+            ConsoleRoute("/alerts/{item_id:int}", self.alert_page, ("GET",), "viewer", "alert"),
+            ConsoleRoute("/alerts/{item_id:int}/status.json", self.alert_status, ("GET",),
+                         "viewer", "alert_status"),
+            ConsoleRoute("/alerts/{item_id:int}/progress.json", self.alert_progress, ("GET",),
+                         "viewer", "alert_progress"),
+            ConsoleRoute("/residents/{resident_id:int}/flags", self.resident_flags,
+                         ("POST",), "staff", "resident_flags"),
         ]
 
     # the guard ----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import desc, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import OutboxMessage, Resident, utcnow
+from bot.models import NORMAL_PRIORITY, OutboxMessage, Resident, utcnow
 
 MAX_ATTEMPTS = 8
 ERROR_LENGTH = 200
@@ -32,14 +32,21 @@ def enqueue(
     kind: str = "reply",
     key: str | None = None,
     erased: bool = False,
+    priority: int = NORMAL_PRIORITY,
+    new_key: bool = False,
 ) -> list[OutboxMessage]:
     """Queues messages for the resident's chat, in order.
 
+    A higher `priority` (an area alert) is sent before anything queued with a lower one, in
+    this chat and across chats.
     With a `key`, the rows are keyed `key#0`, `key#1`, … and nothing is queued if that key was
     queued before (a notice reaches a resident once, however often publishing is run).
     `erased`: the resident has just been deleted (/forget); the rows name only their chat.
+    `new_key`: the caller has made sure in this transaction that the key is new (a fan-out of
+    thousands): no look-up, and the rows are flushed with the caller's next flush. The unique
+    key still refuses a second copy.
     """
-    if key is not None:
+    if key is not None and not new_key:
         exists = session.execute(
             select(OutboxMessage.id).where(OutboxMessage.key == f"{key}#0")
         ).first()
@@ -52,6 +59,7 @@ def enqueue(
             chat_id=resident.channel_user_id,
             key=f"{key}#{i}" if key is not None else None,
             kind=kind,
+            priority=priority,
             payload=payload,
             status="pending",
             attempts=0,
@@ -60,7 +68,8 @@ def enqueue(
         for i, payload in enumerate(payloads)
     ]
     session.add_all(rows)
-    session.flush()
+    if not new_key:
+        session.flush()
     return rows
 
 
@@ -76,23 +85,26 @@ def pending_for(session: Session, resident: Resident) -> list[OutboxMessage]:
 
 
 def due_chats(session: Session, channel: str, now: datetime, limit: int = 500) -> list[str]:
-    """Chats of `channel` with a message due now, the longest waiting first."""
+    """Chats of `channel` with a message due now: those with the most urgent message first
+    (an area alert), then the longest waiting."""
     rows = session.execute(
-        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"))
+        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"),
+               func.max(OutboxMessage.priority).label("urgency"))
         .where(
             OutboxMessage.channel == channel,
             OutboxMessage.status == "pending",
             OutboxMessage.next_attempt_at <= now,
         )
         .group_by(OutboxMessage.chat_id)
-        .order_by("first")
+        .order_by(desc("urgency"), "first")
         .limit(limit)
     ).all()
     return [row.chat_id for row in rows]
 
 
 def next_for_chat(session: Session, channel: str, chat_id: str) -> OutboxMessage | None:
-    """The chat's oldest pending message (due or not: a chat's messages keep their order)."""
+    """The chat's next pending message: the most urgent, then the oldest (due or not: a chat's
+    messages of one priority keep their order)."""
     return session.execute(
         select(OutboxMessage)
         .where(
@@ -100,7 +112,7 @@ def next_for_chat(session: Session, channel: str, chat_id: str) -> OutboxMessage
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.status == "pending",
         )
-        .order_by(OutboxMessage.id)
+        .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
         .limit(1)
     ).scalar_one_or_none()
 
@@ -222,10 +234,11 @@ def due_chats_for(session: Session, channel: str, key_prefix: str,
     pending = (OutboxMessage.channel == channel, OutboxMessage.status == "pending",
                keyed(key_prefix))
     chats = session.execute(
-        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"))
+        select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first"),
+               func.max(OutboxMessage.priority).label("urgency"))
         .where(*pending, OutboxMessage.next_attempt_at <= now)
         .group_by(OutboxMessage.chat_id)
-        .order_by("first")
+        .order_by(desc("urgency"), "first")
     ).all()
     following = session.execute(
         select(func.min(OutboxMessage.next_attempt_at)).where(*pending)
