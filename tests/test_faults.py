@@ -43,7 +43,8 @@ def test_every_voice_engine_failing_still_delivers_the_text(config, db, fake):
 
     sent = asyncio.run(scenario())
     assert {s.method for s in sent} == {"sendMessage"}
-    assert "What would you like to do?" in "\n".join(s.text for s in sent[:-1])
+    # After the voice step: the building question, shown with the main menu's buttons.
+    assert "Which building do you live in?" in "\n".join(s.text for s in sent[:-1])
     assert "no voice for this language" in sent[-1].text
 
 
