@@ -26,7 +26,7 @@ from bot.config import Config
 from bot.db import Database
 from bot.models import ALERT_PRIORITY, Alert, AlertRecipient, Resident, utcnow
 from bot.places import listed_building
-from bot.services import outbox
+from bot.services import notices, outbox
 from bot.specs import AlertSpec
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,8 @@ def add(session: Session, spec: AlertSpec, created_by: str) -> Alert:
     return alert
 
 
-def text_for(alert: Alert, language: str, default_language: str) -> tuple[dict, bool]:
-    """The alert's texts in `language`, else the default language's; True if translated."""
-    texts = alert.texts or {}
-    if language in texts:
-        return texts[language], True
-    return texts[default_language], False
+# An alert's texts are chosen as a notice's: in the resident's language, else the default one.
+text_for = notices.text_for
 
 
 def place_of(config: Config, resident: Resident) -> tuple[str | None, str | None]:

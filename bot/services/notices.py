@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from bot.models import Notice, NoticeSubscription, OutboxMessage, Resident, utcnow
+from bot.models import Alert, Notice, NoticeSubscription, OutboxMessage, Resident, utcnow
 from bot.services import outbox
 from bot.specs import NoticeSpec
 
@@ -58,8 +58,10 @@ def add(session: Session, spec: NoticeSpec) -> Notice:
     return notice
 
 
-def text_for(notice: Notice, language: str, default_language: str) -> tuple[dict, bool]:
-    """The notice's texts in `language`, else the default language's; True if translated."""
+def text_for(notice: Notice | Alert, language: str,
+             default_language: str) -> tuple[dict, bool]:
+    """The notice's (or alert's) texts in `language`, else the default language's; True if
+    translated."""
     texts = notice.texts or {}
     if language in texts:
         return texts[language], True
