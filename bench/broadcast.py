@@ -43,6 +43,14 @@ LANGUAGES = ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
 FIRST_CHAT = 100_000
 
 
+def resident_row(i: int, now) -> dict:
+    """The i-th simulated Telegram resident, at the main menu, voice off."""
+    return {"channel": "telegram", "channel_user_id": str(FIRST_CHAT + i),
+            "language": LANGUAGES[i % 6], "flow": "menu", "step": "main", "slots": {},
+            "offered": [], "voice_on": False, "senior_mode": False, "created_at": now,
+            "last_seen_at": now}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=10_000)
@@ -69,12 +77,8 @@ def main() -> None:
         db = Database(url)
         with db.session() as session:
             now = utcnow()
-            session.execute(insert(Resident), [
-                {"channel": "telegram", "channel_user_id": str(FIRST_CHAT + i),
-                 "language": LANGUAGES[i % 6], "flow": "menu", "step": "main", "slots": {},
-                 "offered": [], "voice_on": False, "senior_mode": False, "created_at": now,
-                 "last_seen_at": now}
-                for i in range(args.subscribers)])
+            session.execute(insert(Resident), [resident_row(i, now)
+                                               for i in range(args.subscribers)])
             ids = session.execute(select(Resident.id)).scalars().all()
             session.execute(insert(NoticeSubscription), [
                 {"resident_id": rid, "topic": topic, "created_at": now} for rid in ids])
@@ -128,10 +132,7 @@ def alert(args) -> None:
         with db.session() as session:
             now = utcnow()
             session.execute(insert(Resident), [
-                {"channel": "telegram", "channel_user_id": str(FIRST_CHAT + i),
-                 "language": LANGUAGES[i % 6], "flow": "menu", "step": "main", "slots": {},
-                 "offered": [], "voice_on": False, "senior_mode": False, "created_at": now,
-                 "last_seen_at": now,
+                {**resident_row(i, now),
                  "building": f"{1 + i % 4}号楼" if i < inside else f"{(5, 7, 8)[i % 3]}号楼"}
                 for i in range(inside + args.outside)])
         db.dispose()
