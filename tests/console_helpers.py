@@ -1,4 +1,4 @@
-"""Helpers for the staff console's tests: accounts, a logged-in HTTP client, a stub NLU, and
+"""Helpers for the staff console's tests: accounts, a logged-in HTTP client, an always-unsure NLU, and
 the app under the real uvicorn in a background thread."""
 
 from __future__ import annotations
