@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot import clip_gaps
 from bot import text as textutil
 from bot.config import Config
-from bot.db import Database
+from bot.db import TURN_LOCKS, Database, lock_for_transaction
 from bot.i18n import Catalogs
 from bot.keys import seal_message
 from bot.messages import (
@@ -87,6 +87,9 @@ class Assistant:
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.emergency_keywords = EmergencyKeywords(config)
+        # Set by the serving process when another worker may be the one that sends: called
+        # with (session, channel, chat id) in the transaction of a turn that queued messages.
+        self.announce_outbox: Callable[[Session, str, str], None] | None = None
 
     def carries(self, channel: str, capability: Capability) -> bool:
         """Whether `channel` carries `capability` (bot.messages: PHOTO, VOICE, OUTBOX…)."""
@@ -106,6 +109,8 @@ class Assistant:
         async with lock:
             try:
                 return await self._handle_fresh(incoming)
+            except inbox.OutOfTurn:
+                raise  # the channel runs the chat's older update first, then this one again
             except Exception:
                 if raise_errors:
                     raise
@@ -151,6 +156,9 @@ class Assistant:
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         with self.db.session() as session:
+            if self.db.shared:  # other workers may run this resident's turns: one at a time
+                await asyncio.to_thread(lock_for_transaction, session, TURN_LOCKS,
+                                        f"{incoming.channel}:{incoming.user_id}")
             if incoming.event_id is not None and not inbox.claim(session, incoming):
                 return []  # this update's turn has already run
             resident = self._find_resident(session, incoming)
@@ -230,6 +238,8 @@ class Assistant:
             if row_kind == "secret":  # its text names a choice: never readable from the database
                 payloads = [seal_message(self.config.data_dir, p) for p in payloads]
             outbox.enqueue(ctx.session, resident, payloads, kind=row_kind)
+        if self.announce_outbox is not None:
+            self.announce_outbox(ctx.session, resident.channel, resident.channel_user_id)
 
     def _first_contact_language(self, cleaned: str, incoming: Incoming,
                                 resident: Resident) -> str | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -52,6 +52,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, future=True, pool_pre_ping=True)
 
 
+# Namespaces of PostgreSQL advisory locks (the first of their two keys).
+TURN_LOCKS = 7001  # one resident's turns, across workers (bot.core.Assistant)
+LEADER_LOCK = 7002  # the elected worker (bot.cluster.Leadership)
+
+
 class Database:
     """One engine and session factory per process."""
 
@@ -59,6 +64,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, future=True, expire_on_commit=False)
+        # PostgreSQL may be shared by several worker processes (`linli serve --workers`);
+        # SQLite is the embedded single-process default.
+        self.shared = self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -88,6 +96,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def lock_for_transaction(session: Session, namespace: int, key: str) -> None:
+    """Waits for, then holds until the transaction ends, the lock on `key` that every process
+    sharing this PostgreSQL database respects (nothing on SQLite: one process only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(namespace, func.hashtext(key))))
 
 
 def alembic_config(url: str):

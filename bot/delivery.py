@@ -71,6 +71,16 @@ class TokenBucket:
         if wait > 0:
             await asyncio.sleep(wait)
 
+    def replay(self, ages: list[float]) -> None:
+        """As if a token had been taken `ages` seconds ago for each: a sender taking over from
+        one that stopped (another worker) goes on from its pace instead of a fresh burst."""
+        now = time.monotonic()
+        for age in sorted(ages, reverse=True):
+            stamp = now - age
+            self.tokens = min(self.burst, self.tokens + max(0.0, stamp - self.stamp) * self.rate)
+            self.stamp = max(self.stamp, stamp)
+            self.tokens -= 1
+
 
 class Sender:
     """Delivers outbox rows of one channel.
@@ -103,25 +113,39 @@ class Sender:
         self._chat_buckets: dict[str, TokenBucket] = {}
         self._chat_locks: dict[str, asyncio.Lock] = {}
         self._paused_until = 0.0
+        # Whether this process may send now (with several workers: while it is the elected
+        # one, see bot/cluster.py); checked before each message is claimed.
+        self.may_send: Callable[[], bool] = lambda: True
         self.sent = 0
         self.failed = 0
 
     def recover(self) -> int:
-        """At start-up: rows a dead process was sending become unconfirmed (never sent twice)."""
+        """When this sender starts (or takes over from another worker's): rows a dead process
+        was sending become unconfirmed (never sent twice), and what was sent in the last
+        seconds counts against the rate limits, as if this sender had sent it."""
+        window = max(1.0, self.chat_burst / self.chat_rate) + 1.0
         with self.db.session() as session:
             count = outbox.recover_interrupted(session, self.channel)
+            recent = outbox.recently_sent(session, self.channel, utcnow(), window)
         if count:
             log.warning("%d outgoing message(s) were interrupted while sending: unconfirmed",
                         count)
+        self.bucket.replay([age for _, age in recent])
+        chats: dict[str, list[float]] = {}
+        for chat_id, age in recent:
+            chats.setdefault(chat_id, []).append(age)
+        for chat_id, ages in chats.items():
+            self._chat_bucket(chat_id).replay(ages)
         return count
 
-    async def flush_chat(self, chat_id: str) -> None:
-        """Sends the chat's pending messages, oldest first, until none is due."""
+    async def flush_chat(self, chat_id: str, due: bool = False) -> None:
+        """Sends the chat's pending messages, oldest first, until none is due. `due`: the
+        caller knows one is (a turn has just queued it), so the first look is saved."""
         lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         async with lock:
             try:
                 while True:
-                    if not self._has_due(chat_id):
+                    if not self.may_send() or (not due and not self._has_due(chat_id)):
                         return
                     # Wait for the rate limits before claiming: a row is `sending` only while
                     # it is really on its way, so a crash leaves at most those unconfirmed.
@@ -129,11 +153,9 @@ class Sender:
                     await self._wait_pause()
                     await self.bucket.take()
                     with self.db.session() as session:
-                        row = outbox.next_for_chat(session, self.channel, chat_id)
-                        if row is None or row.next_attempt_at > utcnow():
-                            return
-                        if not outbox.claim(session, row.id):
-                            return  # another sender has it
+                        row, due = outbox.claim_next(session, self.channel, chat_id, utcnow())
+                        if row is None:
+                            return  # not due yet, or another sender has it
                         session.expunge(row)
                         row.attempts = (row.attempts or 0) + 1
                     if self.data_dir is not None:  # detached: the opened text is never stored
@@ -213,6 +235,8 @@ class Sender:
 
     async def drain_once(self, limit: int = 500) -> int:
         """Flushes every chat with something due now; returns how many chats were served."""
+        if not self.may_send():
+            return 0
         with self.db.session() as session:
             chats = outbox.due_chats(session, self.channel, utcnow(), limit)
         if chats:

@@ -45,9 +45,22 @@ def secret_key(data_dir: Path) -> str:
             return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written whole under a name of its own, then linked into place: of several workers
+    # starting at once, the first to link wins and the others read its key (each writing its
+    # own would sign cookies that the other workers refuse).
+    draft = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(key + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        existing = path.read_text(encoding="ascii").strip()
+        if len(existing) >= 32:
+            return existing
+        os.replace(draft, path)  # an unusable key file (cut short): replaced
+    finally:
+        draft.unlink(missing_ok=True)
     os.chmod(path, 0o600)
     return key
 

@@ -405,12 +405,17 @@ class ChannelInbox(Base):
     a restart runs what was stored but not processed. The same id is never run twice. The
     payload (what the resident wrote) is wiped once processed; the id stays until Telegram
     has been told it may forget the update.
+    With several workers a turn runs only once every older update of its chat has run
+    (`bot.services.inbox.claim`), so a resident's turns keep their order.
     """
 
     __tablename__ = "channel_inbox"
+    __table_args__ = (Index("ix_channel_inbox_waiting", "channel", "chat_id", "processed_at",
+                            "update_id"),)
 
     channel = Column(String(32), primary_key=True)
     update_id = Column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id = Column(String(64))  # whose update it is (None: not a resident's chat)
     payload = Column(JSON)
     received_at = Column(DateTime, nullable=False, default=utcnow)
     processed_at = Column(DateTime)

@@ -17,6 +17,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.settings import Settings
 from bot.channels.terminal import TerminalChannel
 from bot.channels.web import WebChannel
+from bot.cluster import Leadership
 from bot.config import Config
 from bot.console.server import serve_console
 from bot.db import Database
@@ -38,25 +39,40 @@ def installed_channels() -> ChannelRegistry:
 
 
 async def serve(config: Config, db: Database, assistant: Assistant, settings: Settings | None,
-                voice=None, console: tuple | None = None) -> None:
+                voice=None, console: tuple | None = None, shared_ports: bool = False) -> None:
     """Runs the Telegram channel (if `settings`), and the staff console with the web chat in
-    front of it (if `console`, as (app, host, port)), until SIGINT or SIGTERM."""
+    front of it (if `console`, as (app, host, port)), until SIGINT or SIGTERM.
+
+    Several of these may share one PostgreSQL database (`linli serve --workers`, or on several
+    machines): one of them is elected to send and to run the jobs only one may run
+    (bot/cluster.py). `shared_ports`: the workers on this machine listen on the same ports."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    leadership = Leadership(db)
     # Built inside the running loop: python-telegram-bot's queues belong to it.
-    channels = [TelegramChannel(config, db, assistant, settings, voice=voice)] if settings else []
+    channels = [TelegramChannel(config, db, assistant, settings, voice=voice,
+                                leadership=leadership, shared_ports=shared_ports)] \
+        if settings else []
     console_task = None
     if console is not None:
         app, host, port = console
         web = WebChannel(config, db, assistant, voice=voice)  # /chat, beside the console
         channels.append(web)
-        console_task = asyncio.create_task(serve_console(web.wrap(app), host, port, stop))
+        console_task = asyncio.create_task(
+            serve_console(web.wrap(app), host, port, stop, shared=shared_ports))
     for channel in channels:
         await channel.start()
-    # Area alerts: silent residents flagged by staff go on the check list when the time comes.
-    checks = asyncio.create_task(alert_service.watch_checks(db, stop))
+    jobs: list[asyncio.Task] = []
+
+    async def elected() -> None:
+        # Area alerts: silent residents flagged by staff go on the check list when it is time.
+        jobs.append(asyncio.create_task(alert_service.watch_checks(db, stop)))
+
+    leadership.when_elected(elected)
+    await leadership.elect_now()
+    election = asyncio.create_task(leadership.run(stop))
     try:
         if console_task is not None:
             stopping = asyncio.create_task(stop.wait())
@@ -73,4 +89,6 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
         stop.set()
         for channel in reversed(channels):
             await channel.stop()
-        await checks
+        for job in jobs:
+            await job
+        await election

@@ -160,6 +160,12 @@ class FakeBotAPI:
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         self._push({"message": self._message(chat_id, language, chat_type, **content)})
 
+    def text_update(self, chat_id: int, text: str, language: str = "zh-hans") -> dict:
+        """A text message's update, not queued: for a test that calls the webhooks of several
+        workers itself, choosing which worker gets which update."""
+        return {"update_id": next(self._update_ids),
+                "message": self._message(chat_id, language, text=text)}
+
     def edit_text(self, chat_id: int, text: str, language: str = "zh-hans") -> None:
         message = self._message(chat_id, language, text=text)
         message["edit_date"] = int(time.time())

@@ -23,7 +23,7 @@ from pathlib import Path
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot.messages", "bot.config", "bot.places", "bot.i18n", "bot.text", "bot.keys", "bot.specs",
      "bot.voice", "bot.speech", "bot.models", "nlu.keywords", "nlu.encoder", "nlu.components"),
-    ("bot.db", "bot.clip_gaps", "bot.console.models"),
+    ("bot.db", "bot.cluster", "bot.clip_gaps", "bot.console.models"),
     ("bot.services", "bot.delivery"),
     ("flows", "nlu"),
     ("bot.core", "bot.staff"),

@@ -45,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
         "serve", help="the staff console, and Telegram when LINLI_TELEGRAM_TOKEN is set")
     serve_parser.add_argument("--host", help="console address (default: config.yml console:)")
     serve_parser.add_argument("--port", type=int, help="console port")
+    serve_parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes sharing the ports and the database (PostgreSQL only for N > 1; "
+             "see docs/deploy.md)")
+    serve_parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve_parser.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)

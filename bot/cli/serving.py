@@ -58,7 +58,9 @@ def _warm_up(voice, listener) -> threading.Thread:
 
 def cmd_serve(args) -> int:
     """The staff console with the web chat, and the Telegram bot when LINLI_TELEGRAM_TOKEN is
-    set, until SIGINT or SIGTERM."""
+    set, until SIGINT or SIGTERM; with --workers N, N such processes (see `supervise`)."""
+    if args.workers != 1 and not args.worker:
+        return supervise(args)
     from bot.app import build
     from bot.channels.telegram.settings import Settings
     from bot.console.app import create_app
@@ -85,7 +87,8 @@ def cmd_serve(args) -> int:
     warming = _warm_up(voice, assistant.listener)  # Telegram and the web chat speak and listen
     try:
         asyncio.run(serve(config, db, assistant, settings, voice=voice,
-                          console=(create_app(config, db), host, port)))
+                          console=(create_app(config, db), host, port),
+                          shared_ports=args.worker))
     except OSError as exc:
         print(f"linli serve: {exc}", file=sys.stderr)
         return 2
@@ -122,3 +125,81 @@ def cmd_console(args) -> int:
     finally:
         db.dispose()
     return 0
+
+
+RESTART_PAUSE = 2.0  # seconds before a worker that stopped by itself is started again
+QUICK_DEATHS = 5  # workers dying this many times in a row within a minute of starting: give up
+
+
+def supervise(args) -> int:
+    """`linli serve --workers N`: N worker processes (`linli serve --worker`), each with the
+    Telegram channel, the console and the web chat, all listening on the same ports (the
+    kernel spreads the connections) and sharing one PostgreSQL database (bot/cluster.py). A
+    worker that stops by itself (killed, crashed) is started again; SIGINT
+    or SIGTERM stops them all. This process loads nothing heavy itself."""
+    import os
+    import signal
+    import subprocess
+
+    from bot.config import ConfigError, load_config
+
+    if args.workers < 1:
+        print("linli serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"linli serve: {exc}", file=sys.stderr)
+        return 2
+    if not config.database_url.startswith("postgresql"):
+        print("linli serve: several workers need PostgreSQL (set LINLI_DATABASE_URL); the "
+              "embedded SQLite database serves one process only: run `linli serve` without "
+              "--workers", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "bot.cli", "serve", "--worker"]
+    if args.host:
+        command += ["--host", args.host]
+    if args.port is not None:
+        command += ["--port", str(args.port)]
+    stopping = False
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers.values():
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    def start(index: int) -> subprocess.Popen:
+        return subprocess.Popen(command, env={**os.environ, "LINLI_WORKER": str(index)})
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    workers = {index: start(index) for index in range(1, args.workers + 1)}
+    started = {index: time.monotonic() for index in workers}
+    deaths = dict.fromkeys(workers, 0)
+    print(f"started {args.workers} workers (pids {', '.join(str(w.pid) for w in workers.values())})",
+          file=sys.stderr)
+    code = 0
+    while workers:
+        time.sleep(0.5)
+        for index, worker in list(workers.items()):
+            status = worker.poll()
+            if status is None:
+                continue
+            if stopping:
+                del workers[index]
+                code = code or max(0, status)
+                continue
+            quick = time.monotonic() - started[index] < 60
+            deaths[index] = deaths[index] + 1 if quick else 1
+            log.warning("worker %d stopped (exit status %s); starting it again", index, status)
+            if deaths[index] >= QUICK_DEATHS:
+                print(f"linli serve: worker {index} keeps stopping (exit status {status}); "
+                      "stopping all", file=sys.stderr)
+                stop(signal.SIGTERM, None)
+                code = 1
+                continue
+            time.sleep(RESTART_PAUSE)
+            workers[index], started[index] = start(index), time.monotonic()
+    return code

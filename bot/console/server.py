@@ -20,11 +20,15 @@ class _QuietServer(uvicorn.Server):
         return None
 
 
-def bind(host: str, port: int, what: str) -> socket.socket:
+def bind(host: str, port: int, what: str, shared: bool = False) -> socket.socket:
     """A socket bound to host:port (0: any free port), or an OSError naming `what` and why.
-    Bound here, not by uvicorn, which answers a taken port with sys.exit inside the loop."""
+    Bound here, not by uvicorn, which answers a taken port with sys.exit inside the loop.
+    `shared`: the workers of `linli serve --workers` all listen on the port (SO_REUSEPORT:
+    the kernel spreads the connections); otherwise a taken port is an error."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -51,9 +55,10 @@ async def start_server(app, sock: socket.socket) -> tuple[uvicorn.Server, asynci
     return server, task
 
 
-async def serve_console(app, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_console(app, host: str, port: int, stop: asyncio.Event,
+                        shared: bool = False) -> None:
     """Runs until `stop` is set, then finishes the requests in flight and returns."""
-    server, task = await start_server(app, bind(host, port, "the staff console"))
+    server, task = await start_server(app, bind(host, port, "the staff console", shared))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True

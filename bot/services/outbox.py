@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import desc, func, select, update
+from sqlalchemy import JSON, case, desc, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import NORMAL_PRIORITY, OutboxMessage, Resident, utcnow
@@ -128,14 +128,32 @@ def claim(session: Session, row_id: int) -> bool:
     return result.rowcount == 1
 
 
+def claim_next(session: Session, channel: str, chat_id: str,
+               now: datetime) -> tuple[OutboxMessage | None, bool]:
+    """Claims the chat's next message if it is due (see `next_for_chat`): the row, and whether
+    another is due after it (so that the sender need not ask again). Two statements."""
+    rows = session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.channel == channel, OutboxMessage.chat_id == chat_id,
+               OutboxMessage.status == "pending")
+        .order_by(OutboxMessage.priority.desc(), OutboxMessage.id)
+        .limit(2)
+    ).scalars().all()
+    if not rows or rows[0].next_attempt_at > now or not claim(session, rows[0].id):
+        return None, False
+    return rows[0], len(rows) > 1 and rows[1].next_attempt_at <= now
+
+
 def mark_sent(session: Session, row_id: int) -> None:
+    """Sent; a secret row's text is wiped in the same statement."""
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == row_id)
-        .values(status="sent", sent_at=utcnow(), last_error=None)
+        .values(status="sent", sent_at=utcnow(), last_error=None,
+                payload=case((OutboxMessage.kind == "secret", literal(SCRUBBED, JSON)),
+                             else_=OutboxMessage.payload))
         .execution_options(synchronize_session=False)
     )
-    _scrub(session, OutboxMessage.id == row_id)
 
 
 def _scrub(session: Session, *where) -> None:
@@ -206,11 +224,23 @@ def recover_interrupted(session: Session, channel: str, key_prefix: str | None =
     result = session.execute(
         update(OutboxMessage)
         .where(*where)
-        .values(status="unconfirmed", last_error="process stopped while sending")
+        .values(status="unconfirmed", sent_at=utcnow(), last_error="process stopped while sending")
         .execution_options(synchronize_session=False)
     )
     _scrub(session, OutboxMessage.channel == channel, OutboxMessage.status == "unconfirmed")
     return result.rowcount or 0
+
+
+def recently_sent(session: Session, channel: str, now: datetime,
+                  seconds: float) -> list[tuple[str, float]]:
+    """(chat, seconds ago) of the messages sent (or left unconfirmed) in the last `seconds`."""
+    rows = session.execute(
+        select(OutboxMessage.chat_id, OutboxMessage.sent_at)
+        .where(OutboxMessage.channel == channel,
+               OutboxMessage.status.in_(("sent", "unconfirmed")),
+               OutboxMessage.sent_at > now - timedelta(seconds=seconds))
+    ).all()
+    return [(row.chat_id, max(0.0, (now - row.sent_at).total_seconds())) for row in rows]
 
 
 def counts(session: Session, key_prefix: str | None = None,

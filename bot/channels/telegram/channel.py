@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from bot.channels.telegram.client import build_application
 from bot.channels.telegram.outgoing import TelegramTransport
 from bot.channels.telegram.settings import Settings
 from bot.channels.telegram.webhook import Webhook
+from bot.cluster import Leadership, announce
 from bot.config import Config
 from bot.db import Database
 from bot.delivery import Sender
@@ -37,9 +39,9 @@ from bot.messages import (
     Incoming,
     numbered,
 )
-from bot.models import OutboxMessage
+from bot.models import OutboxMessage, utcnow
 from bot.services import requests as request_service
-from bot.services.inbox import Inbox
+from bot.services.inbox import Inbox, OutOfTurn
 from flows.commands import DESCRIPTIONS
 
 if TYPE_CHECKING:
@@ -50,6 +52,20 @@ log = logging.getLogger(__name__)
 MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB
 CALLBACK_LIMIT = 64  # bytes of callback data Telegram accepts
 NUMBERED = re.compile(r"^(\d{1,2})\. ")
+STRANDED_SECONDS = 10.0  # an update stored this long ago and not run: its worker was killed
+OUT_OF_TURN_TRIES = 20  # then the elected worker's rounds run it (see `_handle_until_stored`)
+
+
+def chat_of(raw: dict) -> str | None:
+    """The private or group chat an update (as Telegram sends it) belongs to, as the Incoming's
+    user_id names it (str(effective_chat.id)); None for updates that are no chat's."""
+    message = raw.get("message") or raw.get("edited_message")
+    if not isinstance(message, dict):
+        query = raw.get("callback_query")
+        message = query.get("message") if isinstance(query, dict) else None
+    chat = message.get("chat") if isinstance(message, dict) else None
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    return str(chat_id) if isinstance(chat_id, int) else None
 
 
 class TelegramChannel:
@@ -60,19 +76,27 @@ class TelegramChannel:
     transport: TelegramTransport  # sends the outbox rows of this channel (bot/delivery.py)
 
     def __init__(self, config: Config, db: Database, assistant: Assistant, settings: Settings,
-                 voice=None, push_interval: float = 2.0, concurrent_updates: int = 16):
+                 voice=None, push_interval: float = 2.0, concurrent_updates: int = 16,
+                 leadership: Leadership | None = None, shared_ports: bool = False):
+        """`leadership`: the serving process's election (bot/cluster.py), shared with its
+        other jobs; without one the channel runs its own. `shared_ports`: several workers on
+        this machine listen on the webhook's port (SO_REUSEPORT)."""
         if not assistant.carries(CHANNEL, OUTBOX):
             raise ValueError("the assistant must queue the telegram channel's replies")
         self.config, self.db, self.assistant = config, db, assistant
         self.settings = settings
         self.application = build_application(settings, concurrent_updates)
-        self.inbox = Inbox(db, CHANNEL)
+        self.inbox = Inbox(db, CHANNEL, chat_of=chat_of)
+        self.own_leadership = leadership is None
+        self.leadership = leadership or Leadership(db)
+        self.shared_ports = shared_ports
         self.application.bot._inbox = self.inbox
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self.on_error)
         self.transport = TelegramTransport(self.application.bot, voice)
         self.sender = Sender(db, self.transport,
                              rate=settings.rate, data_dir=config.data_dir)
+        self.sender.may_send = lambda: self.leadership.is_leader
         self.push_interval = push_interval
         self.storage_patience = 300.0  # seconds a turn waits for the database to come back
         self.media_dir = config.data_dir / "media"
@@ -80,37 +104,75 @@ class TelegramChannel:
         self._tasks: list[asyncio.Task] = []
         self._groups_told: set[int] = set()
         self._flushes: set[asyncio.Task] = set()
+        self._sweep: asyncio.Task | None = None
         self.webhook: Webhook | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        """Connects, registers the commands, and starts polling (or the webhook) and sending."""
-        self.sender.recover()
+        """Connects, registers the commands and starts the webhook; once this worker is the
+        elected one (at once with one worker), also long polling (without a webhook) and
+        sending (see bot/cluster.py)."""
         app = self.application
         await app.initialize()
-        await self.register_commands()
         await app.start()
-        await self.replay()
+        self._stop.clear()
+        self.assistant.announce_outbox = self._announce
+        self.leadership.when_elected(self._elected)
+        self.leadership.on_announced(self._announced)
         if self.settings.webhook_url:
             self.webhook = Webhook(self)
-            await self.webhook.start(self.settings.webhook_listen, self.settings.webhook_port)
-            await app.bot.set_webhook(self.settings.webhook_url,
-                                      secret_token=self.settings.secret_token,
-                                      allowed_updates=Update.ALL_TYPES)
-        else:
-            await app.updater.start_polling(poll_interval=0.0, timeout=30,
-                                            allowed_updates=Update.ALL_TYPES,
-                                            drop_pending_updates=False)
-        self._stop.clear()
-        self._tasks = [asyncio.create_task(
-            self.sender.run(self._stop, interval=self.push_interval, before=self.push_news))]
+            await self.webhook.start(self.settings.webhook_listen, self.settings.webhook_port,
+                                     shared=self.shared_ports)
+        if self.own_leadership:
+            await self.leadership.elect_now()
+            self._tasks.append(asyncio.create_task(self.leadership.run(self._stop)))
         log.info("telegram channel started (%s)",
                  "webhook" if self.settings.webhook_url else "long polling")
+
+    async def _elected(self) -> None:
+        """This worker sends from now on: what a stopped one left half-done first. It alone
+        tells Telegram the commands and the webhook (N workers asking at once would meet
+        Telegram's limits)."""
+        await self.register_commands()
+        await asyncio.to_thread(self.sender.recover)
+        await self.replay()
+        if self.settings.webhook_url:
+            await self.application.bot.set_webhook(self.settings.webhook_url,
+                                                   secret_token=self.settings.secret_token,
+                                                   allowed_updates=Update.ALL_TYPES)
+        else:
+            await self.application.updater.start_polling(
+                poll_interval=0.0, timeout=30, allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False)
+        self._tasks.append(asyncio.create_task(
+            self.sender.run(self._stop, interval=self.push_interval, before=self._rounds)))
+
+    def _announce(self, session, channel: str, chat_id: str) -> None:
+        """In a turn's transaction: the elected worker is told to send, unless it is this one
+        (which sends right after the turn, see `on_update`)."""
+        if not self.leadership.is_leader:
+            announce(session, channel, chat_id)
+
+    def _announced(self, channel: str, chat_id: str) -> None:
+        if channel == CHANNEL and not self._stop.is_set():
+            self._flush_soon(chat_id, due=True)
+
+    async def _rounds(self) -> None:
+        """The elected worker's rounds: staff's news, and updates a killed worker left."""
+        if not self.leadership.is_leader:
+            return  # stepped down (its database connection broke): another may be elected
+        await self.push_news()
+        if self._sweep is None or self._sweep.done():
+            self._sweep = asyncio.create_task(self.replay(
+                received_before=utcnow() - timedelta(seconds=STRANDED_SECONDS)))
 
     async def stop(self) -> None:
         self._stop.set()
         for task in self._tasks:
             await task
+        self._tasks = []
+        if self._sweep is not None:
+            await self._sweep
         if self._flushes:
             await asyncio.gather(*self._flushes, return_exceptions=True)
         app = self.application
@@ -124,13 +186,17 @@ class TelegramChannel:
         await app.shutdown()
         log.info("telegram channel stopped")
 
-    async def replay(self) -> int:
-        """Runs the updates a stopped process had stored but not finished, oldest first."""
-        pending = await asyncio.to_thread(self.inbox.unprocessed)
+    async def replay(self, received_before=None) -> int:
+        """Runs the updates a stopped process had stored but not finished, oldest first
+        (those received before `received_before`, if given: older than any worker alive
+        would leave them)."""
+        pending = await asyncio.to_thread(self.inbox.unprocessed, received_before)
         for raw in pending:
+            if self._stop.is_set() and received_before is not None:
+                break
             await self.on_update(self.application.bot.read_update(raw), None)
         if pending:
-            log.warning("ran %d update(s) left unfinished by the last process", len(pending))
+            log.warning("ran %d update(s) left unfinished by a stopped worker", len(pending))
         return len(pending)
 
     async def register_commands(self) -> None:
@@ -178,14 +244,18 @@ class TelegramChannel:
             return
         incoming.event_id = update.update_id
         await self._handle_until_stored(incoming)
+        if self.leadership.is_leader:  # else the turn announced its replies to the elected one
+            self._flush_soon(str(chat.id), due=False)
+
+    def _flush_soon(self, chat_id: str, due: bool) -> None:
         # Sending waits on the chat's rate limit: it must not hold up other residents' updates.
-        task = asyncio.create_task(self._flush(str(chat.id)))
+        task = asyncio.create_task(self._flush(chat_id, due))
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _flush(self, chat_id: str) -> None:
+    async def _flush(self, chat_id: str, due: bool = False) -> None:
         try:
-            await self.sender.flush_chat(chat_id)
+            await self.sender.flush_chat(chat_id, due=due)
         except DBAPIError as exc:  # the background rounds send it once the database is back
             log.warning("could not send now (%s); the outbox keeps it", type(exc).__name__)
         except Exception:
@@ -201,10 +271,24 @@ class TelegramChannel:
         """
         delay = 0.5
         deadline = asyncio.get_running_loop().time() + self.storage_patience
+        out_of_turn = 0
         while True:
             try:
                 await self.assistant.handle(incoming, raise_errors=True)
                 return
+            except OutOfTurn:
+                # An older update of this chat is waiting (another worker has it, or one that
+                # was killed stored it): it runs first, then this one.
+                out_of_turn += 1
+                if out_of_turn > OUT_OF_TURN_TRIES:
+                    log.warning("update %s waits behind an older one of its chat: left for "
+                                "the elected worker", incoming.event_id)
+                    return
+                raw = await asyncio.to_thread(self.inbox.oldest_waiting, str(incoming.user_id))
+                if raw is not None and raw.get("update_id") != incoming.event_id:
+                    await self.on_update(self.application.bot.read_update(raw), None)
+                else:
+                    await asyncio.sleep(0.05 * out_of_turn)
             except DBAPIError as exc:
                 if asyncio.get_running_loop().time() > deadline:
                     log.error("database unavailable; a turn is given up (%s)", type(exc).__name__)
@@ -215,6 +299,8 @@ class TelegramChannel:
                 delay = min(delay * 2, 10.0)
             except Exception:
                 log.exception("turn failed on channel %s", CHANNEL)
+                # Not run again: it would fail again, and the chat's next updates wait for it.
+                await self._quietly_done(incoming.event_id)
                 break
         for reply in self.assistant.apology_for(incoming):
             await self._quietly(self.application.bot.send_message(
@@ -328,6 +414,14 @@ class TelegramChannel:
             # The file id is kept: staff can fetch it again later.
             log.warning("could not download a %s: %s", kind, type(exc).__name__)
         return media
+
+    async def _quietly_done(self, update_id: int | None) -> None:
+        if update_id is None:
+            return
+        try:
+            await asyncio.to_thread(self.inbox.done, update_id)
+        except DBAPIError as exc:
+            log.warning("could not mark a failed update done (%s)", type(exc).__name__)
 
     @staticmethod
     async def _quietly(awaitable) -> None:

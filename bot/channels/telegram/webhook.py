@@ -46,8 +46,8 @@ class Webhook:
         return Starlette(routes=[Route(self.channel.settings.webhook_path, self.receive,
                                        methods=["POST"])])
 
-    async def start(self, host: str, port: int) -> None:
-        sock = bind(host, port, "the Telegram webhook")
+    async def start(self, host: str, port: int, shared: bool = False) -> None:
+        sock = bind(host, port, "the Telegram webhook", shared)
         self._server, self._task = await start_server(self.app(), sock)
 
     async def stop(self) -> None:
