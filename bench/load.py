@@ -3,6 +3,7 @@ or (--channel web) as browser visitors of its web chat.
 
     .venv/bin/python bench/load.py [--residents 1000] [--messages 20] [--profile F] > load.md
     .venv/bin/python bench/load.py --channel web [--residents 1000] [--messages 20] > load.md
+    .venv/bin/python bench/load.py --workers 4 [--kill-one] [--peer] > load.md
 
 Starts a PostgreSQL server (as the tests do), the fake Telegram Bot API server of tests/, and
 `linli serve` as a subprocess with the real NLU model (train it first: `linli nlu train`).
@@ -15,6 +16,15 @@ reply reaching the server), errors, unanswered messages, and the serving process
 The Bot API's own limit of 30 messages a second per bot is lifted here
 (LINLI_TELEGRAM_RATE=100000): the benchmark measures what Linli can serve, not Telegram.
 The per-chat limit (about one a second, bursts of three) stays.
+
+--workers N: `linli serve --workers N` in webhook mode (all N listen on one port; the fake
+Telegram calls the webhook on up to 32 connections at once, as Telegram does, and the kernel
+spreads them); memory is given per worker. --kill-one: one worker is killed with -9 when half
+the messages are answered (its supervisor starts it again); the run then counts, from the
+database and the fake server, turns run twice, replies sent twice and replies never sent.
+--peer: afterwards, the stock peer: Rasa's own `rasa run --enable-api` on the same model,
+asked `/model/parse` for the same residents' free-text messages at the same concurrency
+(each resident one message at a time, THINK seconds apart), so the NLU's own cost has a floor.
 
 --channel web: no Telegram; each resident is a browser visitor of /chat with its own cookie
 jar (httpx): GET /chat (cookie, CSRF token, the language picker's turn), then the page's event
@@ -35,6 +45,7 @@ import json
 import os
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -122,7 +133,7 @@ async def resident(fake: FakeBotAPI, chat: int, language: str, steps, waiters, l
 
 
 async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, messages: int,
-                timeout: float) -> dict:
+                timeout: float, kill_one: bool = False) -> dict:
     loop = asyncio.get_running_loop()
     waiters: dict[int, asyncio.Future] = {}
 
@@ -143,6 +154,8 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     started = time.monotonic()
 
     reporter = asyncio.create_task(progress(latencies, problems, residents * messages, started))
+    killer = asyncio.create_task(kill_halfway(process, latencies, residents * messages)) \
+        if kill_one else None
     await asyncio.gather(*(
         resident(fake, 10_000 + i, LANGUAGES[i % 6], script(LANGUAGES[i % 6], messages),
                  waiters, latencies, problems, timeout)
@@ -150,7 +163,56 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     reporter.cancel()
     seconds = time.monotonic() - started
     fake.on_sent = None
-    return summary(residents, messages, seconds, latencies, problems, process)
+    result = summary(residents, messages, seconds, latencies, problems, process)
+    if killer is not None:
+        result["killed"] = await killer
+    return result
+
+
+async def kill_halfway(process: subprocess.Popen, latencies: list, total: int) -> int | None:
+    """Kills one worker with -9 once half the messages are answered; its pid."""
+    while len(latencies) < total // 2:
+        await asyncio.sleep(0.2)
+    workers = children(process.pid)
+    if not workers:
+        return None
+    os.kill(workers[-1], signal.SIGKILL)
+    print(f"  killed worker {workers[-1]} with -9 at {len(latencies)} answers",
+          file=sys.stderr, flush=True)
+    return workers[-1]
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of `linli serve --workers` (none: it serves itself)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return sorted(found)
+
+
+def exactly_once(database_url: str, fake: FakeBotAPI) -> dict:
+    """From the database and the fake Telegram, after the run: updates run more than once
+    (a turn in for the same update twice cannot be told apart by id, so: turns in against
+    updates Telegram had answered 2xx), replies Telegram got twice, replies never sent."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, future=True)
+    with engine.connect() as connection:
+        turns_in = connection.execute(text(
+            "SELECT count(*) FROM turns WHERE direction = 'in' AND channel = 'telegram'")).scalar()
+        statuses = dict(connection.execute(text(
+            "SELECT status, count(*) FROM outbox GROUP BY status")).all())
+        waiting = connection.execute(text(
+            "SELECT count(*) FROM channel_inbox WHERE processed_at IS NULL")).scalar()
+    engine.dispose()
+    got = len(fake.sent)
+    sent = statuses.get("sent", 0)
+    unconfirmed = statuses.get("unconfirmed", 0)
+    return {"updates": len(fake.updates), "turns_in": turns_in, "inbox_waiting": waiting,
+            "outbox": statuses, "telegram_got": got,
+            "doubled": max(0, got - sent - unconfirmed),
+            "lost_at_most": unconfirmed - max(0, min(unconfirmed, got - sent))}
 
 
 async def progress(latencies: list, problems: list, total: int, started: float) -> None:
@@ -159,6 +221,11 @@ async def progress(latencies: list, problems: list, total: int, started: float) 
         done = len(latencies) + len(problems)
         print(f"  {done}/{total} messages answered or timed out "
               f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+
+def worker_peaks_mb(pid: int) -> list[float]:
+    """Peak RSS of each worker (or of the one serving process)."""
+    return [rss_peak_mb(p) for p in (children(pid) or [pid])]
 
 
 def summary(residents: int, messages: int, seconds: float, latencies: list[float],
@@ -183,7 +250,7 @@ def summary(residents: int, messages: int, seconds: float, latencies: list[float
         "unanswered": sum(1 for p in problems if p[2].startswith("no reply")),
         "unexpected": sum(1 for p in problems if p[2].startswith("unexpected")),
         "refused": sum(1 for p in problems if not p[2].startswith(("no reply", "unexpected"))),
-        "peak_mb": rss_peak_mb(process.pid),
+        "peak_mb": max(worker_peaks_mb(process.pid)),
     }
 
 
@@ -351,7 +418,8 @@ def free_port() -> int:
 
 
 def run(residents: int, messages: int, timeout: float, profile: str | None = None,
-        channel: str = "telegram") -> dict:
+        channel: str = "telegram", workers: int | None = None, kill_one: bool = False,
+        peer: bool = False) -> dict:
     server = PostgresServer().start()
     folder = Path(tempfile.mkdtemp(prefix="linli-load-"))
     env = {**os.environ, "LINLI_DATABASE_URL": server.new_database(),
@@ -361,6 +429,13 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
         fake = FakeBotAPI().start()
         env.update({"LINLI_TELEGRAM_TOKEN": fake.token, "LINLI_TELEGRAM_BASE_URL": fake.root,
                     "LINLI_TELEGRAM_RATE": "100000"})
+        if workers is not None:  # webhook mode: every worker listens on the one port
+            hook = free_port()
+            env.update({"LINLI_TELEGRAM_WEBHOOK_URL":
+                        f"http://127.0.0.1:{hook}/{fake.token.split(':')[0]}",
+                        "LINLI_TELEGRAM_WEBHOOK_PORT": str(hook),
+                        "LINLI_CONSOLE_HOST": "127.0.0.1", "LINLI_CONSOLE_PORT": str(free_port())})
+            fake.webhook_parallel = 32
     else:  # the web chat only, on a free port, its rate limits raised (see the docstring)
         env.pop("LINLI_TELEGRAM_TOKEN", None)
         port = free_port()
@@ -373,7 +448,7 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
     linli = [sys.executable, "-m", "bot.cli"]
     subprocess.run([*linli, "db", "upgrade"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
-    serve = [*linli, "serve"]
+    serve = [*linli, "serve"] + (["--workers", str(workers)] if workers else [])
     if profile:  # where the serving process spends its time (`python -m pstats F`)
         serve = [sys.executable, "-m", "cProfile", "-o", profile, *serve[1:]]
     with (folder / "serve.log").open("w") as log:
@@ -381,10 +456,15 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
                                    stdout=subprocess.DEVNULL, stderr=log)
         try:
             if fake is not None:
-                result = asyncio.run(drive(fake, process, residents, messages, timeout))
+                result = asyncio.run(drive(fake, process, residents, messages, timeout,
+                                           kill_one))
             else:
                 result = asyncio.run(drive_web(f"http://127.0.0.1:{port}", process, residents,
                                                messages, timeout))
+            result["worker_peaks_mb"] = worker_peaks_mb(process.pid)
+            time.sleep(3)  # the last replies leave
+            if fake is not None:
+                result["delivery"] = exactly_once(env["LINLI_DATABASE_URL"], fake)
         finally:
             process.terminate()
             process.wait(60)
@@ -392,6 +472,72 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
                 fake.stop()
             server.stop()
     result["log"] = folder / "serve.log"
+    if peer:
+        result["peer"] = run_peer(residents, messages, timeout)
+    return result
+
+
+def run_peer(residents: int, messages: int, timeout: float) -> dict:
+    """Rasa's own server on the same model, asked /model/parse for the residents' free-text
+    messages at the same concurrency (see the module's docstring)."""
+    sys.path.insert(0, str(ROOT))
+    from bot.config import load_config
+    from nlu.engine import find_model
+
+    model = find_model(load_config())
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="linli-peer-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false"}
+    with (folder / "rasa.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa", "run", "--enable-api", "-m", str(model),
+             "--port", str(port), "-i", "127.0.0.1"],
+            env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return asyncio.run(drive_peer(f"http://127.0.0.1:{port}", process, residents,
+                                          messages, timeout))
+        finally:
+            process.terminate()
+            process.wait(60)
+
+
+async def drive_peer(url: str, process: subprocess.Popen, residents: int, messages: int,
+                     timeout: float) -> dict:
+    limits = httpx.Limits(max_connections=residents, max_keepalive_connections=residents)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if (await http.get(f"{url}/status")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("rasa run --enable-api did not start")
+            await asyncio.sleep(1)
+        latencies: list[float] = []
+        problems: list[tuple] = []
+
+        async def one(i: int) -> None:
+            language = LANGUAGES[i % 6]
+            for kind, value in script(language, messages):
+                if kind != "text" or value.startswith("/"):
+                    continue  # buttons and commands never reach the NLU
+                started = time.monotonic()
+                try:
+                    answer = await http.post(f"{url}/model/parse", json={"text": value})
+                    answer.raise_for_status()
+                    latencies.append(time.monotonic() - started)
+                except httpx.HTTPError as exc:
+                    problems.append((i, value, f"refused: {type(exc).__name__}"))
+                await asyncio.sleep(THINK)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(residents)))
+        seconds = time.monotonic() - started
+    count = len(latencies) + len(problems)
+    result = summary(residents, 0, seconds, latencies, problems, process)
+    result.update(messages=count, throughput=count / seconds)
     return result
 
 
@@ -404,8 +550,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--profile", metavar="FILE",
                         help="run `linli serve` under cProfile, its statistics to FILE")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="`linli serve --workers N`, Telegram by webhook")
+    parser.add_argument("--kill-one", action="store_true",
+                        help="kill one worker with -9 halfway; count doubles and losses")
+    parser.add_argument("--peer", action="store_true",
+                        help="then the same free text to `rasa run --enable-api` /model/parse")
     args = parser.parse_args()
-    result = run(args.residents, args.messages, args.timeout, args.profile, args.channel)
+    result = run(args.residents, args.messages, args.timeout, args.profile, args.channel,
+                 args.workers, args.kill_one, args.peer)
     print("| residents | messages | seconds | messages/s | p50 ms | p95 ms | p99 ms | "
           "unanswered | unexpected replies | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -415,6 +568,19 @@ def main() -> None:
           f"{r['unexpected']} | {r['peak_mb']:.0f} |")
     if r["refused"]:
         print(f"\n{r['refused']} messages refused or not sent (rate limit, chat not opened)")
+    if "worker_peaks_mb" in r:
+        print(f"\npeak RSS per worker MB: {', '.join(f'{m:.0f}' for m in r['worker_peaks_mb'])}")
+    if "delivery" in r:
+        print(f"\nexactly once: {json.dumps(r['delivery'])}")
+    if r.get("killed"):
+        print(f"\nworker {r['killed']} was killed with -9 halfway")
+    if "peer" in r:
+        p = r["peer"]
+        print("\nthe stock peer, `rasa run --enable-api` /model/parse, same free text, same "
+              "concurrency:\n\n| requests | seconds | requests/s | p50 ms | p95 ms | p99 ms | "
+              "refused | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
+        print(f"| {p['messages']} | {p['seconds']:.0f} | {p['throughput']:.1f} | {p['p50']:.0f} | "
+              f"{p['p95']:.0f} | {p['p99']:.0f} | {p['refused']} | {p['peak_mb']:.0f} |")
     print(f"\n(serve's log: {r['log']})", file=sys.stderr)
 
 

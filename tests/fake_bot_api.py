@@ -68,6 +68,10 @@ class FakeBotAPI:
         self.webhook_calls: list[tuple[int, int]] = []  # (update_id, HTTP status; 0: no answer)
         self.on_webhook_answer = None  # called (in the server's thread) with each call's status
         self.webhook_retry = 0.3  # seconds before an update the bot did not take is sent again
+        # Calls to the webhook at once, each on its own connection, as Telegram makes up to
+        # `max_connections` (40 by default): 1 keeps them one at a time, in order.
+        self.webhook_parallel = 1
+        self._waiting: asyncio.Queue | None = None  # updates for the parallel webhook calls
         self._delivery: asyncio.Task | None = None
         self._acked = 0
         self._update_ids = itertools.count(1)
@@ -102,6 +106,7 @@ class FakeBotAPI:
 
     async def _serve(self) -> None:
         self._new_update = asyncio.Condition()
+        self._waiting = asyncio.Queue()
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
@@ -132,6 +137,7 @@ class FakeBotAPI:
         async def add():
             async with self._new_update:
                 self.updates.append(update)
+                self._waiting.put_nowait(update)
                 self._new_update.notify_all()
 
         asyncio.run_coroutine_threadsafe(add(), self._loop).result(5)
@@ -286,8 +292,34 @@ class FakeBotAPI:
     async def _api_setWebhook(self, params):
         self.webhook = {"url": params["url"], "secret": params.get("secret_token")}
         if self._delivery is None or self._delivery.done():
-            self._delivery = asyncio.create_task(self._deliver())
+            self._delivery = asyncio.create_task(
+                self._deliver() if self.webhook_parallel == 1 else self._deliver_in_parallel())
         return True
+
+    async def _deliver_in_parallel(self) -> None:
+        await asyncio.gather(*(self._deliver_one_by_one() for _ in range(self.webhook_parallel)))
+
+    async def _deliver_one_by_one(self) -> None:
+        """One of `webhook_parallel` connections: the next update waiting, again until it is
+        answered 2xx (it goes back in the queue meanwhile)."""
+        from aiohttp import ClientError, ClientSession, ClientTimeout
+
+        async with ClientSession(timeout=ClientTimeout(total=10)) as http:
+            while self.webhook is not None:
+                update = await self._waiting.get()
+                hook = self.webhook
+                headers = ({"X-Telegram-Bot-Api-Secret-Token": hook["secret"]}
+                           if hook["secret"] else {})
+                try:
+                    async with http.post(hook["url"], json=update, headers=headers) as response:
+                        status = response.status
+                except (ClientError, asyncio.TimeoutError, OSError):
+                    status = 0
+                if self.on_webhook_answer is not None:
+                    self.on_webhook_answer(update["update_id"], status)
+                if not 200 <= status < 300:
+                    await asyncio.sleep(self.webhook_retry)
+                    self._waiting.put_nowait(update)
 
     async def _deliver(self) -> None:
         """Telegram's side of a webhook: each update in turn, again until answered 2xx."""
