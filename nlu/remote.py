@@ -69,7 +69,7 @@ class HttpUnderstander:
             response = await self.client().post(f"{self.url}/model/parse", json={"text": text})
             response.raise_for_status()
             understanding = understanding_from(response.json(), text, self.keywords)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
             self._unavailable(exc)
             if self.keywords.match(text):  # as the core's own check: never missed
                 return Understanding("emergency", 1.0)

@@ -60,7 +60,7 @@ def nlu_server(understander, tmp_path_factory):
             time.sleep(1)
         # The server holds the very model the in-process understander holds.
         assert status.json()["model_file"] == understander.path.name
-        yield url
+        yield url, folder / "serve.log"
     finally:
         process.terminate()
         try:
@@ -91,7 +91,8 @@ def test_the_server_understands_as_the_model_in_process(nlu_server, understander
     from bot.cli.common import load_understander
 
     config = load_config(PROJECT_ROOT / "config.yml")
-    monkeypatch.setenv("LINLI_NLU_URL", nlu_server + "/")
+    url, server_log = nlu_server
+    monkeypatch.setenv("LINLI_NLU_URL", url + "/")
     remote = load_understander()
     assert isinstance(remote, HttpUnderstander)
     messages = held_out_messages(config)
@@ -111,6 +112,32 @@ def test_the_server_understands_as_the_model_in_process(nlu_server, understander
     intents = {in_process[0] for in_process, _ in pairs}
     assert {"check_request_status", "emergency"} <= intents and len(intents) >= 5
     assert any(in_process[2] for in_process, _ in pairs)  # entities were compared too
+    # Rasa's server is kept at WARNING: no message's text in what it printed.
+    printed = server_log.read_text(encoding="utf-8", errors="replace")
+    for text in messages:
+        assert text not in printed
+
+
+def test_the_server_answering_again_is_logged_once(nlu_server, caplog):
+    """A worker started before the server: one warning while it is away, one when it answers."""
+    config = load_config(PROJECT_ROOT / "config.yml")
+    url, _ = nlu_server
+    remote = HttpUnderstander(config, f"http://127.0.0.1:{free_port()}", timeout=0.5)
+
+    async def turns() -> list[str]:
+        intents = [(await remote.parse("电梯坏了")).intent, (await remote.parse("灯坏了")).intent]
+        remote.url = url  # the server is up now
+        intents.append((await remote.parse("电梯坏了")).intent)
+        await remote.aclose()
+        return intents
+
+    with caplog.at_level(logging.INFO, logger="nlu.remote"):
+        intents = asyncio.run(turns())
+    assert intents == ["nlu_unavailable", "nlu_unavailable", "report_problem"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "nlu.remote"]
+    assert len(logged) == 2, logged
+    assert "did not answer (ConnectError)" in logged[0]
+    assert "answers again (2 messages were not understood)" in logged[1]
 
 
 def test_serve_refuses_without_a_model(env):
