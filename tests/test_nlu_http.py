@@ -15,9 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bot.config import PROJECT_ROOT, load_config
 from bot.core import Assistant
+from bot.models import Turn
 from bot.wiring import installed_channels
 from nlu import evaluate
 from nlu.remote import HttpUnderstander
@@ -208,3 +210,19 @@ def test_an_emergency_is_recognised_while_the_server_is_down(config):
     remote = HttpUnderstander(config, f"http://127.0.0.1:{port}", timeout=0.5)
     assert asyncio.run(remote.parse("着火了", "zh_Hans")).intent == "emergency"
     assert asyncio.run(remote.parse("电梯坏了", "zh_Hans")).intent == "nlu_unavailable"
+
+
+def test_messages_the_server_did_not_answer_are_not_the_models_fallbacks(config, db):
+    """The dashboard's fallback rate is of messages the model read: not of those it never saw."""
+    from bot.console import metrics
+
+    remote = HttpUnderstander(config, f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    resident = Chat(Assistant(config, db, understander=remote, channels=installed_channels()),
+                    "metrics")
+    resident.onboard("en")
+    resident.send("the lift is broken")
+    with db.session() as session:
+        assert session.execute(select(Turn.intent).where(Turn.text == "the lift is broken")
+                               ).scalar_one() == "nlu_unavailable"
+        figures = metrics.compute(session, days=30)
+    assert "en" not in figures.fallback_by_language
