@@ -36,7 +36,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def nlu_server(understander, tmp_path_factory):
-    """`linli nlu serve` on the session's model, as a real subprocess; yields its URL."""
+    """`linli nlu serve` on the session's model, as a real subprocess, started once for the
+    module (not per database backend); yields its URL and the file it printed to."""
     port = free_port()
     folder = tmp_path_factory.mktemp("nlu-serve")
     env = {**os.environ, "LINLI_MODELS_DIR": str(understander.path.parent),
@@ -204,10 +205,7 @@ def test_a_server_that_does_not_answer_is_as_no_model(config, db, caplog, server
 
 
 def test_an_emergency_is_recognised_while_the_server_is_down(config):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    remote = HttpUnderstander(config, f"http://127.0.0.1:{port}", timeout=0.5)
+    remote = HttpUnderstander(config, f"http://127.0.0.1:{free_port()}", timeout=0.5)
     assert asyncio.run(remote.parse("着火了", "zh_Hans")).intent == "emergency"
     assert asyncio.run(remote.parse("电梯坏了", "zh_Hans")).intent == "nlu_unavailable"
 
