@@ -103,6 +103,12 @@ class Understanding:
     ranking: list[tuple[str, float]] = field(default_factory=list)
 
 
+# The intent of an Understanding when the model could not be asked (Rasa's HTTP server did not
+# answer in time, nlu/remote.py): the turn goes on as it does without a model, nothing is
+# understood and the step is shown again. Staff see it on the turn, as the model's answer.
+NLU_UNAVAILABLE = "nlu_unavailable"
+
+
 def numbered(index: int, label: str) -> str:
     """A button as numbered text ("2. My requests"): how every channel without buttons shows
     them, how a voice note reads them out, and what a typed number presses."""

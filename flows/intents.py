@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.i18n import N_
-from bot.messages import Understanding
+from bot.messages import NLU_UNAVAILABLE, Understanding
 from bot.services import polls as poll_service
 from bot.services import requests as request_service
 from bot.text import word_count
@@ -87,6 +87,10 @@ class Intents:
     def handle(self, ctx, understanding: Understanding, text: str) -> None:
         """Free text where the step wanted a choice (or an interrupting message)."""
         intent = understanding.intent
+        if intent == NLU_UNAVAILABLE:  # as without a model (Assistant.understand)
+            ctx.say(ctx.t("I did not understand that. Please choose one of the numbers below."))
+            ctx.show()
+            return
         tracking_number = entity(understanding, "request_id")
         if tracking_number and intent not in ("rate_service", "emergency"):
             intent = "check_request_status"  # a tracking number of one's own opens it

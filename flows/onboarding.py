@@ -9,7 +9,7 @@ straight into a report) instead of being asked for again.
 from __future__ import annotations
 
 from bot.clip_gaps import voice_offered
-from bot.messages import Understanding
+from bot.messages import NLU_UNAVAILABLE, Understanding
 from bot.places import find_place, listed_building
 from bot.text import guess_language
 from flows.base import Flow
@@ -80,7 +80,7 @@ class Onboarding(Flow):
         slots = ctx.slots if ctx.flow == self.name else {}
         guessed = guess_language(text, ctx.config.languages, ctx.config.default_language)
         pending = {"text": text}
-        if understanding is not None:
+        if understanding is not None and understanding.intent != NLU_UNAVAILABLE:
             pending.update(intent=understanding.intent, confidence=understanding.confidence,
                            entities=understanding.entities,
                            ranking=[list(pair) for pair in understanding.ranking])

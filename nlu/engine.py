@@ -147,20 +147,30 @@ class RasaUnderstander:
         self.keywords = EmergencyKeywords(config)
 
     async def parse(self, text: str, language: str | None = None) -> Understanding:
+        """`language` is not given to the model: one model reads all six languages
+        (docs/nlu.md), which is also why Rasa's HTTP server, given only the text, answers
+        the same (nlu/remote.py)."""
         result = await self.agent.parse_message(text)
-        ranking = [
-            (item["name"], float(item["confidence"]))
-            for item in result.get("intent_ranking", [])
-            if item["name"] != FALLBACK
-        ]
-        intent = result["intent"]["name"] or FALLBACK
-        confidence = float(result["intent"].get("confidence") or 0.0)
-        if intent == FALLBACK and ranking:
-            confidence = ranking[0][1]
-        entities = normalise_entities(result.get("entities", []))
-        if self.keywords.match(text):
-            intent, confidence = "emergency", 1.0
-        return Understanding(intent, confidence, entities, ranking)
+        return understanding_from(result, text, self.keywords)
+
+
+def understanding_from(result: dict, text: str, keywords: EmergencyKeywords) -> Understanding:
+    """Rasa's parse result (in-process, or the JSON of its `/model/parse`) as Linli reads it:
+    the fallback's confidence is the best real guess's, the ranking leaves the fallback out,
+    entities are normalised, and an emergency keyword wins over the model."""
+    ranking = [
+        (item["name"], float(item["confidence"]))
+        for item in result.get("intent_ranking", [])
+        if item["name"] != FALLBACK
+    ]
+    intent = result["intent"]["name"] or FALLBACK
+    confidence = float(result["intent"].get("confidence") or 0.0)
+    if intent == FALLBACK and ranking:
+        confidence = ranking[0][1]
+    entities = normalise_entities(result.get("entities", []))
+    if keywords.match(text):
+        intent, confidence = "emergency", 1.0
+    return Understanding(intent, confidence, entities, ranking)
 
 
 def normalise_entities(raw: list[dict]) -> list[dict]:

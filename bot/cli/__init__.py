@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.cli.alerts import cmd_alerts_continue, cmd_alerts_send, cmd_alerts_status
 from bot.cli.common import setup_logging
 from bot.cli.maintenance import cmd_db_upgrade, cmd_demo_seed, cmd_i18n_compile
-from bot.cli.nlu import cmd_nlu_predict, cmd_nlu_test, cmd_nlu_train
+from bot.cli.nlu import cmd_nlu_predict, cmd_nlu_serve, cmd_nlu_test, cmd_nlu_train
 from bot.cli.notices import cmd_notices_add, cmd_notices_list, cmd_notices_publish
 from bot.cli.polls import (
     cmd_polls_add,
@@ -141,6 +141,12 @@ def parser() -> argparse.ArgumentParser:
                    ).set_defaults(func=cmd_nlu_test)
     nlu.add_parser("predict", help="JSON lines in, JSON lines out (nlu-contract.md)"
                    ).set_defaults(func=cmd_nlu_predict)
+    nlu_serve = nlu.add_parser(
+        "serve", help="Rasa's own HTTP server on the model (workers use it with LINLI_NLU_URL)")
+    nlu_serve.add_argument("--host", default="127.0.0.1",
+                           help="address (default 127.0.0.1: the API has no authentication)")
+    nlu_serve.add_argument("--port", type=int, default=5005, help="port (default 5005)")
+    nlu_serve.set_defaults(func=cmd_nlu_serve)
 
     staff = sub.add_parser("staff", help="staff console accounts").add_subparsers(
         dest="staff_command", required=True)

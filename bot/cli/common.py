@@ -26,9 +26,19 @@ def setup_logging(verbose: bool) -> None:
 
 
 def load_understander():
-    """The trained NLU model, or None (buttons and numbers still work) with a warning."""
+    """The trained NLU model, or None (buttons and numbers still work) with a warning; with
+    LINLI_NLU_URL set, the model as Rasa's HTTP server there holds it (`linli nlu serve`)."""
     from nlu.engine import NoModel, RasaUnderstander
 
+    url = os.environ.get("LINLI_NLU_URL", "").strip()
+    if url:
+        from nlu.remote import HttpUnderstander, server_answers, server_url
+
+        url = server_url(url)
+        if not server_answers(url):
+            log.warning("the NLU server at %s does not answer yet: free text is not understood "
+                        "until it does (`linli nlu serve`)", url)
+        return HttpUnderstander(load_config(), url)
     try:
         config = load_config()
         if sys.stdin.isatty():

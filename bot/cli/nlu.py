@@ -92,3 +92,39 @@ def cmd_nlu_predict(args) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def cmd_nlu_serve(args) -> int:
+    """Replaces this process with Rasa's own HTTP server on the model `linli serve` would load,
+    so that workers ask it (LINLI_NLU_URL) instead of each holding the model."""
+    from bot.config import PROJECT_ROOT
+    from nlu.engine import NoModel, find_model
+
+    config = load_config()
+    try:
+        model = find_model(config).resolve()
+    except NoModel as exc:
+        print(f"linli nlu serve: {exc}", file=sys.stderr)
+        return 2
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"linli nlu serve: Rasa's API has no authentication and can load other models "
+              f"(PUT /model): anyone who reaches {args.host}:{args.port} can use it; keep it "
+              f"on a private network", file=sys.stderr)
+    env = dict(os.environ)
+    # Our components (nlu.components) are imported by the model: the project must be importable.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3",
+               LOG_LEVEL_LIBRARIES="ERROR", SQLALCHEMY_SILENCE_UBER_WARNING="1",
+               PYTHONWARNINGS="ignore")
+    command = [sys.executable, "-m", "rasa", "run", "--enable-api", "--model", str(model),
+               "--interface", args.host, "--port", str(args.port),
+               # WARNING: Rasa logs each message's text at DEBUG, and its start-up at INFO.
+               "--verbose" if args.verbose else "--quiet"]
+    print(f"serving {model.name} at http://{args.host}:{args.port} (POST /model/parse); "
+          f"workers use it with LINLI_NLU_URL=http://{args.host}:{args.port}",
+          file=sys.stderr, flush=True)
+    # No endpoints.yml or credentials.yml of whatever folder this was started from.
+    os.chdir(PROJECT_ROOT)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached: the process is Rasa's server now

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.messages import NLU_UNAVAILABLE
 from bot.models import Escalation, OutboxMessage, Request, Resident, Turn, utcnow
 from bot.services.requests import OPEN_STATUSES
 
@@ -179,7 +180,8 @@ def compute(session: Session, days: int = 90, now: datetime | None = None,
     parsed = session.execute(
         select(Turn.language, func.count(Turn.id),
                func.count(Turn.id).filter(Turn.intent == FALLBACK))
-        .where(*incoming, Turn.intent.isnot(None)).group_by(Turn.language)).all()
+        .where(*incoming, Turn.intent.isnot(None), Turn.intent != NLU_UNAVAILABLE)
+        .group_by(Turn.language)).all()
     figures.fallback_by_language = {(language or "?"): Rate(fallback, n)
                                     for language, n, fallback in parsed}
     figures.deliveries = Counter(dict(session.execute(
