@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from urllib.parse import urlparse
@@ -396,8 +402,9 @@ def test_no_console_route_has_the_webhook_path_shape(config, db):
             assert not route.path_regex.fullmatch(path), route.path
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
-def test_nginx_accepts_the_config(tmp_path):
+def nginx_setup(folder: Path, site: str, extra: str = "") -> Path:
+    """deploy/nginx.conf (`site`, maybe with other ports) under a main config of its own in
+    `folder`, with a self-signed certificate where certbot's would be. Returns the main config."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -410,23 +417,139 @@ def test_nginx_accepts_the_config(tmp_path):
             .public_key(key.public_key()).serial_number(1)
             .not_valid_before(now).not_valid_after(now + timedelta(days=1))
             .sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    site = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
     live = "/etc/letsencrypt/live/linli.example.org/"
     assert site.count(live) == 2
-    site = site.replace(live + "fullchain.pem", str(tmp_path / "cert.pem"))
-    site = site.replace(live + "privkey.pem", str(tmp_path / "key.pem"))
-    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-        f"http {{\n  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
-        f"  include {tmp_path}/site.conf;\n}}\n", encoding="utf-8")
-    done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+    site = site.replace(live + "fullchain.pem", str(folder / "cert.pem"))
+    site = site.replace(live + "privkey.pem", str(folder / "key.pem"))
+    (folder / "site.conf").write_text(site, encoding="utf-8")
+    main = folder / "nginx.conf"
+    main.write_text(
+        f"{extra}pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\nevents {{}}\n"
+        f"http {{\n  client_body_temp_path {folder}/body;\n  proxy_temp_path {folder}/proxy;\n"
+        f"  include {folder}/site.conf;\n}}\n", encoding="utf-8")
+    return main
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_config(tmp_path):
+    main = nginx_setup(tmp_path, (DEPLOY / "nginx.conf").read_text(encoding="utf-8"))
+    done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(main)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+class _Backend(BaseHTTPRequestHandler):
+    """A worker's port: answers its own name and records what the proxy sent it."""
+
+    def _answer(self):
+        size = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(size)
+        self.server.seen.append((self.command, self.path, len(body),
+                                 self.headers.get("X-Forwarded-For"),
+                                 self.headers.get("X-Forwarded-Proto")))
+        data = self.server.name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_sends_each_request_where_the_guide_says(tmp_path):
+    """nginx itself, on free ports, in front of two recording servers standing for the
+    webhook and console ports: what goes where, the body limits, the forwarded client."""
+    values = example()
+    backends = {}
+    for name in ("webhook", "console"):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+        server.name, server.seen = name, []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        backends[name] = server
+    tls, plain = _free_port(), _free_port()
+    site = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    for old, new in [
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls} ssl http2;"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("listen 80;", f"listen 127.0.0.1:{plain};"),
+        ("listen [::]:80;", ""),
+        (f"server 127.0.0.1:{values['LINLI_TELEGRAM_WEBHOOK_PORT']};",
+         f"server 127.0.0.1:{backends['webhook'].server_port};"),
+        (f"server 127.0.0.1:{values['LINLI_CONSOLE_PORT']};",
+         f"server 127.0.0.1:{backends['console'].server_port};"),
+    ]:
+        assert site.count(old) == 1, old
+        site = site.replace(old, new)
+    main = nginx_setup(tmp_path, site, extra="daemon off;\nmaster_process off;\n")
+    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(main)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", tls), timeout=1).close()
+                break
+            except OSError:
+                assert nginx.poll() is None, nginx.stderr.read().decode()
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+        def ask(method: str, path: str, body: bytes = b"", **headers) -> tuple[int, bytes]:
+            connection = http.client.HTTPSConnection("127.0.0.1", tls, context=context,
+                                                     timeout=10)
+            connection.request(method, path, body=body,
+                               headers={"Host": "linli.example.org", **headers})
+            answer = connection.getresponse()
+            data = answer.read()
+            connection.close()
+            return answer.status, data
+
+        path = urlparse(values["LINLI_TELEGRAM_WEBHOOK_URL"]).path
+        assert ask("POST", path, b'{"update_id": 1}', **{"X-Forwarded-For": "6.6.6.6"}) == \
+            (200, b"webhook")
+        # The forged hop is dropped: the worker sees nginx's own view of the client.
+        assert backends["webhook"].seen == [("POST", path, 16, "127.0.0.1", "https")]
+        assert ask("GET", path)[0] == 403
+        for route in ("/", "/login", "/chat", "/chat/events?after=3", "/open311/v2/services.json",
+                      "/requests/R-123456", path + "/x"):
+            assert ask("GET", route) == (200, b"console"), route
+        three_mb = bytes(3 * 1024 * 1024)
+        assert ask("POST", "/chat/send", three_mb) == (200, b"console")
+        assert ask("POST", "/login", three_mb)[0] == 413
+        assert ask("POST", path, bytes(2 * 1024 * 1024))[0] == 413
+        # Over the web chat's limit: refused on the declared length, before the body comes.
+        with socket.create_connection(("127.0.0.1", tls)) as raw, \
+                context.wrap_socket(raw) as conn:
+            conn.sendall(b"POST /chat/send HTTP/1.1\r\nHost: linli.example.org\r\n"
+                         b"Content-Length: 30000000\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 413")
+        assert len(backends["webhook"].seen) == 1
+        plain_connection = http.client.HTTPConnection("127.0.0.1", plain, timeout=10)
+        plain_connection.request("GET", "/chat", headers={"Host": "linli.example.org"})
+        answer = plain_connection.getresponse()
+        assert answer.status == 301
+        assert answer.getheader("Location") == "https://linli.example.org/chat"
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        for server in backends.values():
+            server.shutdown()
 
 
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
