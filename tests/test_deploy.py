@@ -133,8 +133,14 @@ def find(blocks, *first: str):
 
 
 def size_bytes(text: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", text).groups()
-    return int(number) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit.lower()]
+    """nginx's sizes ("21m": binary) and Caddy's (go-humanize: "21MB" is 21,000,000 bytes,
+    "21MiB" 21 × 1024²)."""
+    number, unit = re.fullmatch(r"(\d+)\s*([kKmMgG]?i?[bB]?)", text).groups()
+    unit = unit.lower()
+    if unit in ("", "b"):
+        return int(number)
+    binary = len(unit) == 1 or "i" in unit
+    return int(number) * (1024 if binary else 1000) ** (" kmg".index(unit[0]))
 
 
 def compose() -> dict:
@@ -258,6 +264,11 @@ def test_every_linli_command_the_deployment_runs_exists():
                                       f"{pending} is merged, delete it from PENDING_COMMANDS")
         else:
             assert parses(argv), f"{where}: `linli {' '.join(argv)}` is not a linli command"
+
+
+def test_sizes_are_read_as_each_proxy_reads_them():
+    assert size_bytes("21m") == size_bytes("21MiB") == 21 * 1024 ** 2
+    assert size_bytes("21MB") == 21_000_000 and size_bytes("512") == 512
 
 
 def test_a_command_that_does_not_exist_is_caught():
