@@ -266,6 +266,16 @@ def test_every_linli_command_the_deployment_runs_exists():
             assert parses(argv), f"{where}: `linli {' '.join(argv)}` is not a linli command"
 
 
+def test_every_linli_command_the_guide_gives_exists():
+    guide = GUIDE.read_text(encoding="utf-8")
+    commands = [line.split() for line in
+                re.findall(r"(?:/bin/linli|exec linli linli) ([^#&|>\\\n']+)", guide)]
+    assert len(commands) >= 6 and ["staff", "add-user", "li.na", "--role", "admin"] in commands
+    for argv in commands:
+        if tuple(argv[:2]) not in PENDING_COMMANDS:
+            assert parses(argv), f"docs/deploy.md: `linli {' '.join(argv)}` is not a command"
+
+
 def test_sizes_are_read_as_each_proxy_reads_them():
     assert size_bytes("21m") == size_bytes("21MiB") == 21 * 1024 ** 2
     assert size_bytes("21MB") == 21_000_000 and size_bytes("512") == 512
