@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ import yaml
 
 from bot.cli import parser as cli_parser
 from bot.config import PROJECT_ROOT, load_config
+from bot.db import Database
 
 DEPLOY = PROJECT_ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -332,6 +334,49 @@ def test_the_env_example_is_read_by_the_code_as_meant(tmp_path, monkeypatch):
     assert urlparse(settings.webhook_url).path == settings.webhook_path
     with pytest.raises(SecretKeyError):
         secret_key(tmp_path)
+
+
+def guide_console_sections() -> list[dict]:
+    """The `console:` settings docs/deploy.md tells operators to put in config.yml."""
+    guide = GUIDE.read_text(encoding="utf-8")
+    blocks = re.findall(r"^    console:\n((?:      .*\n)+)", guide, re.MULTILINE)
+    return [yaml.safe_load(textwrap.dedent(block)) for block in blocks]
+
+
+def test_the_migrate_unit_s_command_runs_with_the_guide_s_settings(env, tmp_path):
+    """`linli db upgrade` as linli-migrate.service runs it: the env file's variables, the
+    config file elsewhere with the guide's console settings (only the database and the data
+    dir are the test's own)."""
+    (systemd_console, compose_console) = guide_console_sections()
+    raw = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
+    raw["console"] = systemd_console
+    config_path = tmp_path / "etc" / "config.yml"
+    config_path.parent.mkdir()
+    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    variables = {**env, **example(), "LINLI_CONFIG": str(config_path),
+                 "LINLI_DATABASE_URL": env["LINLI_DATABASE_URL"],
+                 "LINLI_DATA_DIR": env["LINLI_DATA_DIR"]}
+    (program,) = unit_values(unit_file(UNITS / "linli-migrate.service"), "Service", "ExecStart")
+    argv = program.split()[1:]
+    done = subprocess.run([sys.executable, "-m", "bot.cli", *argv], cwd=PROJECT_ROOT,
+                          env=variables, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "database is up to date" in done.stderr
+    database = Database(env["LINLI_DATABASE_URL"])
+    try:
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    finally:
+        database.dispose()
+    config = load_config(config_path)
+    assert config.console.secure_cookie
+    assert config.console.trusted_proxies == (ip_network("127.0.0.1"),)
+    caddy = compose()["services"]["caddy"]["networks"]["linli"]["ipv4_address"]
+    raw["console"] = compose_console
+    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    config = load_config(config_path)
+    assert config.console.trusted_proxies == (ip_network(caddy),)
+    assert config.console.secure_cookie
 
 
 # --- the proxies --------------------------------------------------------------------------------
