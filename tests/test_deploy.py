@@ -35,11 +35,10 @@ CODE_DIRS = ("bot", "flows", "nlu")
 # `linli serve --workers`, the NLU server helper's `linli nlu serve` and LINLI_NLU_URL). Each
 # entry is checked to be still missing from the code: once its branch is merged the test says
 # so, and the entry is deleted here, so that from then on it is checked like the rest.
-PENDING_COMMANDS = {
-    ("serve", "--workers"): "the lead's `linli serve --workers N`",
-    ("nlu", "serve"): "the NLU server helper's `linli nlu serve`",
-}
-PENDING_VARIABLES = {"LINLI_NLU_URL": "the NLU server helper's branch"}
+# Commands and variables the deployment names before the code that reads them is merged (a
+# branch in flight); empty when everything has landed.
+PENDING_COMMANDS: dict[tuple[str, ...], str] = {}
+PENDING_VARIABLES: dict[str, str] = {}
 
 # Variables the deployment names that are not Linli's: compose's own (.env), the official
 # images' and Rasa's.
