@@ -410,7 +410,9 @@ class ChannelInbox(Base):
     """
 
     __tablename__ = "channel_inbox"
-    __table_args__ = (Index("ix_channel_inbox_waiting", "channel", "chat_id", "processed_at",
+    # Updates waiting (processed_at IS NULL), by chat, oldest first: the turn's order check,
+    # the elected worker's look for updates a killed worker left.
+    __table_args__ = (Index("ix_channel_inbox_waiting", "channel", "processed_at", "chat_id",
                             "update_id"),)
 
     channel = Column(String(32), primary_key=True)

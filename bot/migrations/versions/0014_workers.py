@@ -23,7 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table('channel_inbox') as batch:
         batch.add_column(sa.Column('chat_id', sa.String(length=64), nullable=True))
     op.create_index('ix_channel_inbox_waiting', 'channel_inbox',
-                    ['channel', 'chat_id', 'processed_at', 'update_id'])
+                    ['channel', 'processed_at', 'chat_id', 'update_id'])
 
 
 def downgrade() -> None:
