@@ -70,9 +70,13 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
         # Area alerts: silent residents flagged by staff go on the check list when it is time.
         jobs.append(asyncio.create_task(alert_service.watch_checks(db, stop)))
 
-    leadership.when_elected(elected)
-    await leadership.elect_now()
-    election = asyncio.create_task(leadership.run(stop))
+    election = None
+    if settings:
+        leadership.when_elected(elected)
+        await leadership.elect_now()
+        election = asyncio.create_task(leadership.run(stop))
+    else:  # the console only (`linli console`): it must not win the sender's election
+        await elected()
     try:
         if console_task is not None:
             stopping = asyncio.create_task(stop.wait())
@@ -91,4 +95,5 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
             await channel.stop()
         for job in jobs:
             await job
-        await election
+        if election is not None:
+            await election
