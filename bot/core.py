@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_STORED_TEXT = 4096
+# Turns in progress at once in one process. Each holds a database connection from its start to
+# its commit (the NLU is awaited in between): more than the pool holds would leave the next
+# synchronous database call waiting for a connection with the event loop blocked, and the
+# turns that hold them could not finish. See bot/wiring.py for the thread pools' share.
+MAX_TURNS_AT_ONCE = 6
 
 
 class Understander(Protocol):
@@ -86,6 +91,7 @@ class Assistant:
         self.listener = listener
         self.flows: dict[str, Flow] = registry(self)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.emergency_keywords = EmergencyKeywords(config)
         # Set by the serving process when another worker may be the one that sends: called
         # with (session, channel, chat id) in the transaction of a turn that queued messages.
@@ -106,7 +112,7 @@ class Assistant:
         """
         key = (incoming.channel, str(incoming.user_id))
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with lock, self._turn_slot():
             try:
                 return await self._handle_fresh(incoming)
             except inbox.OutOfTurn:
@@ -119,6 +125,14 @@ class Assistant:
             finally:
                 if not lock._waiters:  # nobody queued behind us: forget the lock
                     self._locks.pop(key, None)
+
+    def _turn_slot(self) -> asyncio.Semaphore:
+        """One of MAX_TURNS_AT_ONCE places (a semaphore of the running loop: tests run each
+        message in a loop of its own)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(MAX_TURNS_AT_ONCE))
+        return self._slots[1]
 
     async def _handle_fresh(self, incoming: Incoming, attempts: int = 3) -> list[Reply]:
         """Runs the turn; again from the start if staff changed the resident meanwhile (the

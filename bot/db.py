@@ -55,6 +55,7 @@ def make_engine(url: str) -> Engine:
 # Namespaces of PostgreSQL advisory locks (the first of their two keys).
 TURN_LOCKS = 7001  # one resident's turns, across workers (bot.core.Assistant)
 LEADER_LOCK = 7002  # the elected worker (bot.cluster.Leadership)
+CATALOGUE_LOCK = 7003  # mirroring config.yml's catalogue: workers starting together
 
 
 class Database:
@@ -123,8 +124,10 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def sync_catalogue(db: Database, config: Config) -> None:
-    """Mirrors departments and categories from config.yml; ones no longer listed go inactive."""
+    """Mirrors departments and categories from config.yml; ones no longer listed go inactive.
+    Workers starting at the same moment take turns (else both would insert the same rows)."""
     with db.session() as session:
+        lock_for_transaction(session, CATALOGUE_LOCK, "catalogue")
         departments = {d.id: d for d in session.execute(select(Department)).scalars()}
         for dep in config.departments:
             row = departments.get(dep.id) or Department(id=dep.id)

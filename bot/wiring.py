@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+
+import anyio.to_thread
 
 from bot.channels.base import ChannelRegistry
 from bot.channels.telegram.channel import TelegramChannel
@@ -25,6 +28,8 @@ from bot.services import alerts as alert_service
 
 if TYPE_CHECKING:
     from bot.core import Assistant
+
+THREADS = 4  # threads for blocking calls, in each of asyncio's and Starlette's pools
 
 CHANNELS = (
     TerminalChannel,
@@ -50,6 +55,12 @@ async def serve(config: Config, db: Database, assistant: Assistant, settings: Se
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # Database connections: each worker's pool holds 15 (bot/db.py, docs/deploy.md). Turns take
+    # at most MAX_TURNS_AT_ONCE (bot/core.py), asyncio's threads and Starlette's at most
+    # THREADS each, the event loop's own calls one: never more than the pool, so that no call
+    # on the event loop waits for a connection that only the loop could free.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="db"))
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     leadership = Leadership(db)
     # Built inside the running loop: python-telegram-bot's queues belong to it.
     channels = [TelegramChannel(config, db, assistant, settings, voice=voice,
