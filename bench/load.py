@@ -3,7 +3,7 @@ or (--channel web) as browser visitors of its web chat.
 
     .venv/bin/python bench/load.py [--residents 1000] [--messages 20] [--profile F] > load.md
     .venv/bin/python bench/load.py --channel web [--residents 1000] [--messages 20] > load.md
-    .venv/bin/python bench/load.py --workers 4 [--kill-one] [--peer] > load.md
+    .venv/bin/python bench/load.py --workers 4 [--kill-one elected|other] [--peer] > load.md
 
 Starts a PostgreSQL server (as the tests do), the fake Telegram Bot API server of tests/, and
 `linli serve` as a subprocess with the real NLU model (train it first: `linli nlu train`).
@@ -19,7 +19,7 @@ The per-chat limit (about one a second, bursts of three) stays.
 
 --workers N: `linli serve --workers N` in webhook mode (all N listen on one port; the fake
 Telegram calls the webhook on up to 32 connections at once, as Telegram does, and the kernel
-spreads them); memory is given per worker. --kill-one: one worker is killed with -9 when half
+spreads them); memory is given per worker. --kill-one elected|other: that worker is killed with -9 when half
 the messages are answered (its supervisor starts it again); the run then counts, from the
 database and the fake server, turns run twice, replies sent twice and replies never sent.
 --peer: afterwards, the stock peer: Rasa's own `rasa run --enable-api` on the same model,
@@ -133,7 +133,7 @@ async def resident(fake: FakeBotAPI, chat: int, language: str, steps, waiters, l
 
 
 async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, messages: int,
-                timeout: float, kill_one: bool = False) -> dict:
+                timeout: float, kill_one: str | None = None, database_url: str = "") -> dict:
     loop = asyncio.get_running_loop()
     waiters: dict[int, asyncio.Future] = {}
 
@@ -154,8 +154,8 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     started = time.monotonic()
 
     reporter = asyncio.create_task(progress(latencies, problems, residents * messages, started))
-    killer = asyncio.create_task(kill_halfway(process, latencies, residents * messages)) \
-        if kill_one else None
+    killer = asyncio.create_task(kill_halfway(process, latencies, residents * messages,
+                                              kill_one, database_url)) if kill_one else None
     await asyncio.gather(*(
         resident(fake, 10_000 + i, LANGUAGES[i % 6], script(LANGUAGES[i % 6], messages),
                  waiters, latencies, problems, timeout)
@@ -169,17 +169,38 @@ async def drive(fake: FakeBotAPI, process: subprocess.Popen, residents: int, mes
     return result
 
 
-async def kill_halfway(process: subprocess.Popen, latencies: list, total: int) -> int | None:
-    """Kills one worker with -9 once half the messages are answered; its pid."""
+async def kill_halfway(process: subprocess.Popen, latencies: list, total: int, which: str,
+                       database_url: str) -> int | None:
+    """Kills one worker with -9 once half the messages are answered (`which`: the elected
+    sender, or another one); its pid."""
     while len(latencies) < total // 2:
         await asyncio.sleep(0.2)
     workers = children(process.pid)
     if not workers:
         return None
-    os.kill(workers[-1], signal.SIGKILL)
-    print(f"  killed worker {workers[-1]} with -9 at {len(latencies)} answers",
+    chosen = elected_worker(database_url, workers)
+    if which != "elected":
+        chosen = next(pid for pid in workers if pid != chosen)
+    os.kill(chosen, signal.SIGKILL)
+    print(f"  killed the {which} worker {chosen} with -9 at {len(latencies)} answers",
           file=sys.stderr, flush=True)
-    return workers[-1]
+    return chosen
+
+
+def elected_worker(database_url: str, workers: list[int]) -> int | None:
+    """The worker holding the election's advisory lock (bot/cluster.py), found through the
+    client port of the database connection that holds it."""
+    from sqlalchemy import create_engine, text
+
+    from tests.test_workers import _local_ports
+
+    engine = create_engine(database_url, future=True)
+    with engine.connect() as connection:
+        port = connection.execute(text(
+            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.classid = 7002 AND l.granted")).scalar()
+    engine.dispose()
+    return next((pid for pid in workers if port in _local_ports(pid)), None)
 
 
 def children(pid: int) -> list[int]:
@@ -418,7 +439,7 @@ def free_port() -> int:
 
 
 def run(residents: int, messages: int, timeout: float, profile: str | None = None,
-        channel: str = "telegram", workers: int | None = None, kill_one: bool = False,
+        channel: str = "telegram", workers: int | None = None, kill_one: str | None = None,
         peer: bool = False) -> dict:
     server = PostgresServer().start()
     folder = Path(tempfile.mkdtemp(prefix="linli-load-"))
@@ -457,7 +478,7 @@ def run(residents: int, messages: int, timeout: float, profile: str | None = Non
         try:
             if fake is not None:
                 result = asyncio.run(drive(fake, process, residents, messages, timeout,
-                                           kill_one))
+                                           kill_one, env["LINLI_DATABASE_URL"]))
             else:
                 result = asyncio.run(drive_web(f"http://127.0.0.1:{port}", process, residents,
                                                messages, timeout))
@@ -552,8 +573,8 @@ def main() -> None:
                         help="run `linli serve` under cProfile, its statistics to FILE")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="`linli serve --workers N`, Telegram by webhook")
-    parser.add_argument("--kill-one", action="store_true",
-                        help="kill one worker with -9 halfway; count doubles and losses")
+    parser.add_argument("--kill-one", choices=("elected", "other"),
+                        help="kill that worker with -9 halfway; count doubles and losses")
     parser.add_argument("--peer", action="store_true",
                         help="then the same free text to `rasa run --enable-api` /model/parse")
     args = parser.parse_args()
@@ -573,7 +594,7 @@ def main() -> None:
     if "delivery" in r:
         print(f"\nexactly once: {json.dumps(r['delivery'])}")
     if r.get("killed"):
-        print(f"\nworker {r['killed']} was killed with -9 halfway")
+        print(f"\nthe {args.kill_one} worker ({r['killed']}) was killed with -9 halfway")
     if "peer" in r:
         p = r["peer"]
         print("\nthe stock peer, `rasa run --enable-api` /model/parse, same free text, same "

@@ -24,6 +24,8 @@ from bot.services import outbox
 
 log = logging.getLogger(__name__)
 
+IN_FLIGHT = 4  # rows claimed and on their way at once (see Sender._slot)
+
 
 class RetryLater(Exception):
     def __init__(self, seconds: float):
@@ -116,6 +118,7 @@ class Sender:
         # Whether this process may send now (with several workers: while it is the elected
         # one, see bot/cluster.py); checked before each message is claimed.
         self.may_send: Callable[[], bool] = lambda: True
+        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.sent = 0
         self.failed = 0
 
@@ -152,19 +155,31 @@ class Sender:
                     await self._chat_bucket(chat_id).take()
                     await self._wait_pause()
                     await self.bucket.take()
-                    with self.db.session() as session:
-                        row, due = outbox.claim_next(session, self.channel, chat_id, utcnow())
-                        if row is None:
-                            return  # not due yet, or another sender has it
-                        session.expunge(row)
-                        row.attempts = (row.attempts or 0) + 1
-                    if self.data_dir is not None:  # detached: the opened text is never stored
-                        row.payload = open_message(self.data_dir, row.payload)
-                    if not await self._send(row):
-                        return  # the chat's next messages wait behind this one
+                    async with self._slot():
+                        with self.db.session() as session:
+                            row, due = outbox.claim_next(session, self.channel, chat_id,
+                                                         utcnow())
+                            if row is None:
+                                return  # not due yet, or another sender has it
+                            session.expunge(row)
+                            row.attempts = (row.attempts or 0) + 1
+                        if self.data_dir is not None:  # detached: the text is never stored
+                            row.payload = open_message(self.data_dir, row.payload)
+                        if not await self._send(row):
+                            return  # the chat's next messages wait behind this one
             finally:
                 if not lock._waiters:
                     self._chat_locks.pop(chat_id, None)
+
+    def _slot(self) -> asyncio.Semaphore:
+        """One of IN_FLIGHT places for a claimed row: a row is `sending` from its claim until
+        its answer, and one killed in that state is never resent (it may have arrived), so
+        few are in that state at once, however many chats are due (a semaphore of the
+        running loop)."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight[0] is not loop:
+            self._in_flight = (loop, asyncio.Semaphore(IN_FLIGHT))
+        return self._in_flight[1]
 
     def _has_due(self, chat_id: str) -> bool:
         with self.db.session() as session:
