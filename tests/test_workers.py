@@ -33,6 +33,7 @@ from tests.fake_bot_api import FakeBotAPI
 RATE = 8.0  # LINLI_TELEGRAM_RATE for these runs: messages a second for the whole bot
 CHATS = [7100 + i for i in range(6)]
 MESSAGES = 8  # per resident
+JITTER = 2  # messages: see _check_rates
 
 
 def _free_port() -> int:
@@ -274,17 +275,20 @@ def _check_delivery(database: Database, fake: FakeBotAPI) -> Counter:
 
 def _check_rates(fake: FakeBotAPI) -> None:
     """Telegram's limits, across both workers: at most RATE a second for the bot (bursts of
-    RATE), at most one a second per chat (bursts of three)."""
+    RATE), at most one a second per chat (bursts of three). Counted where Telegram counts, on
+    arrival, so JITTER messages more are allowed in a window: the sender paces the start of
+    each request, and one that waited longer on its way (the first opens the connection)
+    arrives closer to the next ones than it left."""
     times = sorted(sent.at for sent in fake.sent)
     for i, start in enumerate(times):
         for j in range(i, len(times)):
             window = times[j] - start
-            assert j - i + 1 <= RATE + RATE * window + 1, (j - i + 1, window)
+            assert j - i + 1 <= RATE + RATE * window + JITTER, (j - i + 1, window)
     for chat in CHATS:
         stamps = sorted(sent.at for sent in fake.sent_to(chat))
         for i, start in enumerate(stamps):
             for j in range(i, len(stamps)):
-                assert j - i + 1 <= 3 + (stamps[j] - start) * 1.0 + 1, (chat, j - i + 1)
+                assert j - i + 1 <= 3 + (stamps[j] - start) * 1.0 + JITTER, (chat, j - i + 1)
 
 
 def _start(env: dict, workers: list[Worker]) -> None:
