@@ -28,11 +28,11 @@ def broken(tmp_path, change) -> str:
     return message
 
 
-def test_a_missing_translation_of_a_name_is_named(tmp_path, env):
+def test_a_name_missing_in_the_default_language_is_named(tmp_path, env):
     def drop(raw):
-        del raw["categories"][2]["name"]["bo"]
+        del raw["categories"][2]["name"]["zh_Hans"]
 
-    assert "categories[2].name.bo: missing" in broken(tmp_path, drop)
+    assert "categories[2].name.zh_Hans: missing" in broken(tmp_path, drop)
 
 
 def test_an_unknown_department_is_named(tmp_path, env):
