@@ -10,7 +10,7 @@ from bot.config import PROJECT_ROOT, ConfigError, load_config
 
 def test_the_demo_community_config_is_valid(config):
     assert config.default_language == "zh_Hans"
-    assert config.language_ids == ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
+    assert config.language_ids == ("zh_Hans", "zh_Hant", "en", "mn", "mn_Mong", "bo", "ug")
     assert config.language("ug").direction == "rtl"
     assert [n.number for n in config.emergency_numbers] == ["110", "119", "120"]
     assert config.category("safety_hazard").time_limit_hours == 2
