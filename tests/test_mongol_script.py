@@ -10,11 +10,11 @@ import pytest
 
 from bot.services import requests as service
 from tests.conftest import LANGUAGES, Chat, TerminalSession
+from tests.console_helpers import served
 from tests.test_webchat import (  # the web chat's fixtures and helpers
     Visitor,
     app,  # noqa: F401  (a fixture)
     chat_screenshot,
-    chat_served,
     chromium,  # noqa: F401  (a fixture)
     phone,
     press,
@@ -181,7 +181,7 @@ def test_browser_traditional_mongolian_is_vertical_with_its_web_font_and_phone_s
 
     browser = chromium
     phone(browser)
-    with chat_served(web, app) as base:
+    with served(app, web) as base:
         browser.get(base + "/chat?lang=mn_Mong")
         press(browser, "lang:mn_Mong")
         if browser.find_elements(By.CSS_SELECTOR, 'button[value="voice:off"]'):
