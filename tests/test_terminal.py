@@ -56,7 +56,7 @@ def test_several_residents_share_one_database(migrated):
 
 
 def test_uyghur_lines_start_with_a_right_to_left_mark(migrated):
-    done = run_cli(migrated, "chat", "--resident", "u", input="/start\n6\n2\n")
+    done = run_cli(migrated, "chat", "--resident", "u", input="/start\n7\n2\n")  # 7: ئۇيغۇرچە
     menu = blocks(done.stdout)[2]
     for line in menu.splitlines():
         assert line.startswith(RLM), repr(line)
