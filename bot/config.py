@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -12,10 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from babel import Locale, UnknownLocaleError
 from gtts.lang import tts_langs
 
-from bot.text import SCRIPTS
+from bot.text import SCRIPT_ALIASES, SCRIPTS
 
+log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 LANGUAGE_ID_PATTERN = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?(_[A-Z]{2})?$")
@@ -56,6 +60,12 @@ class Language:
     native_name: str
     direction: str  # "ltr" or "rtl"
     script: str | None = None  # what a first message is recognised by (bot.text.SCRIPTS)
+    # Babel locale that formats dates and numbers (the id itself when Babel has data for it,
+    # else the default language's), and CLDR patterns that replace its own date and time.
+    format_locale: str | None = None
+    date_format: str | None = None
+    time_format: str | None = None
+    vertical: bool = False  # written top to bottom, lines left to right (CSS vertical-lr)
 
 
 @dataclass(frozen=True)
@@ -253,6 +263,10 @@ class Config:
     service_types: tuple[ServiceType, ...] = ()
     services: tuple[Service, ...] = ()
 
+    # Names a language other than the default leaves out, as (key, language, the default
+    # language's name shown instead; Translator.name): listed in the console's translations.
+    missing_names: tuple[tuple[str, str, str], ...] = ()
+
     @property
     def language_ids(self) -> tuple[str, ...]:
         return tuple(lang.id for lang in self.languages)
@@ -306,8 +320,10 @@ class Config:
 class _Checker:
     """Walks the raw YAML and raises ConfigError naming `file: key.path: problem`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, default_language: str | None = None):
         self.path = path
+        self.default_language = default_language
+        self.missing_names: list[tuple[str, str, str]] = []
 
     def fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.path}: {key}: {problem}")
@@ -340,7 +356,13 @@ class _Checker:
         names = {}
         for lang in languages:
             if lang not in value:
-                raise self.fail(f"{key}.{lang}", "missing: every name needs every language")
+                if lang == self.default_language or self.default_language not in value:
+                    raise self.fail(f"{key}.{lang}", "missing: every name needs the default "
+                                                     "language")
+                # shown in the default language's name instead
+                self.missing_names.append(
+                    (key, lang, self.text(value[self.default_language], f"{key}.{lang}")))
+                continue
             names[lang] = self.text(value[lang], f"{key}.{lang}")
         unknown = set(value) - set(languages)
         if unknown:
@@ -557,6 +579,31 @@ def _web_chat_settings(check: _Checker, raw: Any) -> WebChatSettings:
     return WebChatSettings(**values)
 
 
+def _formats(check: _Checker, item: dict, key: str) -> tuple[str | None, ...]:
+    """A language's `format_locale` (a locale Babel has data for) and its optional
+    `date_format` and `time_format` (CLDR patterns such as "y.MM.dd" and "HH:mm")."""
+    format_locale = item.get("format_locale")
+    if format_locale is not None:
+        format_locale = check.text(format_locale, f"{key}.format_locale")
+        try:
+            Locale.parse(format_locale)
+        except (UnknownLocaleError, ValueError):
+            raise check.fail(f"{key}.format_locale",
+                             f"Babel has no locale {format_locale!r}") from None
+    patterns = []
+    for name, fields, needed in (("date_format", "GyYuUQqMLlwWdDFgEec", "yMLd"),
+                                 ("time_format", "abBhHKkjJmsSAzZOvVXx", "hHKkm")):
+        pattern = item.get(name)
+        if pattern is not None:
+            pattern = check.text(pattern, f"{key}.{name}")
+            letters = set(re.sub(r"'[^']*'", "", pattern)) & set(string.ascii_letters)
+            if letters - set(fields) or not letters & set(needed):
+                raise check.fail(f"{key}.{name}", f"{pattern!r} is not a CLDR {name[:4]} "
+                                 f"pattern (fields {fields}; quote other letters)")
+        patterns.append(pattern)
+    return (format_locale, *patterns)
+
+
 def find_config_path() -> Path:
     """LINLI_CONFIG, else ./config.yml, else the project's own config.yml."""
     env = os.environ.get("LINLI_CONFIG")
@@ -725,12 +772,21 @@ def load_config(path: Path | None = None) -> Config:
         direction = item.get("direction", "ltr")
         if direction not in ("ltr", "rtl"):
             raise check.fail(f"{key}.direction", "must be ltr or rtl")
-        script = item.get("script")
+        script = SCRIPT_ALIASES.get(item.get("script"), item.get("script"))
         if script is not None and script not in SCRIPTS:
             raise check.fail(f"{key}.script", f"{script!r} is not one of {', '.join(SCRIPTS)}")
+        vertical = item.get("vertical", False)
+        if not isinstance(vertical, bool):
+            raise check.fail(f"{key}.vertical", "must be true or false")
+        known = {"id", "native_name", "direction", "script", "vertical", "format_locale",
+                 "date_format", "time_format"}
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise check.fail(f"{key}.{unknown[0]}",
+                             f"unknown key (known: {', '.join(sorted(known))})")
         languages.append(
             Language(lang_id, check.text(item.get("native_name"), f"{key}.native_name"), direction,
-                     script)
+                     script, *_formats(check, item, key), vertical=vertical)
         )
     language_ids = tuple(lang.id for lang in languages)
     locales_dir = Path(os.environ.get("LINLI_LOCALES_DIR") or PROJECT_ROOT / "locales")
@@ -743,6 +799,7 @@ def load_config(path: Path | None = None) -> Config:
     default_language = check.text(raw.get("default_language"), "default_language")
     if default_language not in language_ids:
         raise check.fail("default_language", f"{default_language!r} is not one of {language_ids}")
+    check.default_language = default_language
 
     timezone = check.text(raw.get("timezone", "UTC"), "timezone")
     try:
@@ -806,6 +863,10 @@ def load_config(path: Path | None = None) -> Config:
         raise check.fail(unknown[0], f"unknown key (known keys: {', '.join(sorted(known))})")
     voice = _voice_settings(check, raw.get("voice"), language_ids, data_dir)
     service_types, services = _services(check, raw.get("services"), language_ids)
+    grids = _grids(check, raw, language_ids) if raw.get("grids") else ()
+    for key, lang, _ in check.missing_names:  # once per start-up; names, not residents' words
+        log.warning("%s: %s has no %s name: residents see the %s one", path.name, key, lang,
+                    default_language)
     return Config(
         path=path,
         community_names=community_names,
@@ -824,7 +885,8 @@ def load_config(path: Path | None = None) -> Config:
         web_chat=_web_chat_settings(check, raw.get("web_chat")),
         staff_hours=_staff_hours(check, raw.get("staff_hours")),
         place_patterns=_place_patterns(check, raw.get("place_patterns"), language_ids),
-        grids=_grids(check, raw, language_ids) if raw.get("grids") else (),
+        grids=grids,
         service_types=service_types,
         services=services,
+        missing_names=tuple(check.missing_names),
     )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError, localedata
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -68,8 +68,9 @@ class Translator:
         self.language = language
         self._translations = translations
         self._config = config
-        self.locale = Locale.parse(language)
-        self.rtl = config.language(language).direction == "rtl"
+        self._settings = config.language(language)
+        self.locale = format_locale(config, language)
+        self.rtl = self._settings.direction == "rtl"
         self._sources: dict[str, str] = {}
 
     def __call__(self, message: str, **values: object) -> str:
@@ -110,9 +111,12 @@ class Translator:
 
     @property
     def _date_format(self) -> str:
-        """CLDR's "medium" date, unless this locale's short month names carry digits of a
+        """The language's own `date_format` pattern if config.yml gives one; else CLDR's
+        "medium" date, unless this locale's short month names carry digits of a
         script other than its numbers' (Tibetan: ཟླ་༣ beside the day 5): then the "long"
         one, which spells the month out."""
+        if self._settings.date_format:
+            return self._settings.date_format
         months = self.locale.months["format"]["abbreviated"].values()
         mixed = any(ch.isdigit() and not ch.isascii() for month in months for ch in month)
         return "long" if mixed else "medium"
@@ -120,14 +124,31 @@ class Translator:
     def datetime(self, moment: datetime) -> str:
         """A date and time in the community's time zone, as this locale writes it."""
         local = self._local(moment)
-        pattern = get_datetime_format(self._date_format, locale=self.locale)
+        size = "medium" if self._settings.date_format else self._date_format
+        pattern = get_datetime_format(size, locale=self.locale)
         day = format_date(local, self._date_format, locale=self.locale)
-        clock = format_time(local, "short", locale=self.locale)
+        clock = format_time(local, self._settings.time_format or "short", locale=self.locale)
         return self.isolate(pattern.replace("{1}", day).replace("{0}", clock))
 
     def date(self, moment: datetime) -> str:
         return self.isolate(format_date(self._local(moment), self._date_format,
                                         locale=self.locale))
+
+
+def format_locale(config: Config, language: str) -> Locale:
+    """The Babel locale that writes `language`'s dates and numbers: its `format_locale` from
+    config.yml, else the language itself when Babel has data for it, else the default
+    language's (a locale Babel lacks must not stop a resident's turn). Plural forms are not
+    taken from here: gettext reads them from the catalog's own Plural-Forms header."""
+    chosen = config.language(language).format_locale
+    for candidate in (chosen, language, config.language(config.default_language).format_locale,
+                      config.default_language):
+        if candidate and localedata.exists(candidate):
+            try:
+                return Locale.parse(candidate)
+            except (UnknownLocaleError, ValueError):
+                continue
+    return Locale.parse("en")
 
 
 class Catalogs:

@@ -14,8 +14,14 @@ _INVISIBLE = {
     "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\u00ad",
     "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
 }
-# ZWJ/ZWNJ carry meaning inside Arabic-script and Indic words; keep them between letters.
-_JOINERS = {"\u200c", "\u200d"}
+# ZWJ/ZWNJ carry meaning inside Arabic-script and Indic words; keep them between letters. So do
+# the traditional Mongolian script's free variation selectors (U+180B-180D, U+180F) and vowel
+# separator (U+180E), which choose a letter's written shape, and the narrow no-break space
+# (U+202F) that joins a case suffix to its word (ᠭᠡᠷ ᠲᠦ): without them the words are drawn
+# wrongly, though the letters are the same (nlu/normalise.py folds them for understanding).
+_JOINERS = {"\u200c", "\u200d", "\u202f"}
+_MONGOLIAN_CONTROLS = {"\u180b", "\u180c", "\u180d", "\u180e", "\u180f"}
+_SPACES = re.compile(r"[^\S\u202f]+")
 
 
 def clean(raw: str | None) -> str:
@@ -31,7 +37,13 @@ def clean(raw: str | None) -> str:
         if ch in _JOINERS:
             before = text[i - 1] if i else ""
             after = text[i + 1] if i + 1 < len(text) else ""
-            if before.isalpha() and after.isalpha():
+            if (before.isalpha() or before in _MONGOLIAN_CONTROLS) and after.isalpha():
+                out.append(ch)
+            elif ch == "\u202f":
+                out.append(" ")  # a space all the same, where it joins no suffix
+            continue
+        if ch in _MONGOLIAN_CONTROLS:  # they follow the letter they shape, even at a word's end
+            if i and (text[i - 1].isalpha() or text[i - 1] in _MONGOLIAN_CONTROLS):
                 out.append(ch)
             continue
         if ch in _INVISIBLE:
@@ -42,7 +54,7 @@ def clean(raw: str | None) -> str:
         if category == "Cf" and ch not in ("\u0f0b",):
             continue
         out.append(ch)
-    lines = [" ".join(line.split()) for line in "".join(out).split("\n")]
+    lines = [" ".join(_SPACES.split(line.strip())) for line in "".join(out).split("\n")]
     return "\n".join(line for line in lines if line).strip()
 
 
@@ -77,6 +89,9 @@ def word_count(text: str) -> int:
 # The scripts a language can be recognised by (config.yml: languages[].script). Han text is
 # told apart as simplified ("Hans") or traditional ("Hant") writing by `hanzidentifier`.
 SCRIPTS = ("Latin", "Cyrillic", "Tibetan", "Arabic", "Mongolian", "Hans", "Hant")
+# The same scripts by their ISO 15924 codes, as locale ids spell them (mn_Mong, zh_Hant).
+SCRIPT_ALIASES = {"Latn": "Latin", "Cyrl": "Cyrillic", "Tibt": "Tibetan", "Arab": "Arabic",
+                  "Mong": "Mongolian"}
 _RANGES = (
     ("Tibetan", 0x0F00, 0x0FFF),
     ("Arabic", 0x0600, 0x06FF), ("Arabic", 0x0750, 0x077F), ("Arabic", 0xFB50, 0xFDFF),

@@ -23,6 +23,7 @@ from scipy.sparse import csr_matrix, vstack
 from sklearn.base import clone
 
 from nlu.encoder import MEMO, encoder_version, load_encoder
+from nlu.normalise import normalise
 
 # One run of a single script: Han, Tibetan, or any other letters/digits (Latin, Cyrillic, Arabic).
 _RUNS = regex.compile(
@@ -131,6 +132,16 @@ class ScriptTokenizer(Tokenizer):
     ) -> ScriptTokenizer:
         return cls(config)
 
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for message in training_data.training_examples:
+            _normalise_text(message)
+        return super().process_training_data(training_data)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            _normalise_text(message)
+        return super().process(messages)
+
     def tokenize(self, message: Message, attribute: str) -> list[Token]:
         text = message.get(attribute)
         words = split_words(text, self._config["han"], self._config["tibetan"])
@@ -138,6 +149,14 @@ class ScriptTokenizer(Tokenizer):
             words = [(text, 0)]
         tokens = [Token(word, offset) for word, offset in words]
         return self._apply_token_pattern(tokens)
+
+
+def _normalise_text(message: Message) -> None:
+    """Folds the message's spelling variants (nlu/normalise.py) for every later component:
+    the n-grams, the sentence encoder and the entity lookups all see the folded text."""
+    text = message.get(TEXT)
+    if text:
+        message.set(TEXT, normalise(text))
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)

@@ -76,7 +76,7 @@ def data_hash(config: Config, pipeline: Path = PIPELINE) -> str:
     from nlu.encoder import encoder_version
 
     digest = hashlib.sha256()
-    code = [Path(__file__).with_name(name) for name in ("components.py", "encoder.py")]
+    code = [Path(__file__).with_name(name) for name in ("components.py", "encoder.py", "normalise.py")]
     for path in [pipeline, *code, *training_files(config)]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(rasa.__version__.encode())

@@ -9,13 +9,14 @@ from pathlib import Path
 import yaml
 
 from bot.config import PROJECT_ROOT, Config
+from nlu.normalise import normalise
 
 NLU_DIR = PROJECT_ROOT / "nlu"
 LOOKUP = "emergency_keyword"
 
 
 def fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return normalise(unicodedata.normalize("NFKC", text)).casefold()
 
 
 def read_keywords(path: Path) -> list[str]:

@@ -19,7 +19,7 @@ from bot.messages import Incoming, Reply
 from bot.models import Request, Resident
 from bot.wiring import installed_channels
 
-LANGUAGES = ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
+LANGUAGES = ("zh_Hans", "zh_Hant", "en", "mn", "mn_Mong", "bo", "ug")
 
 
 @pytest.fixture(scope="session", autouse=True)

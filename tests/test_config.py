@@ -10,7 +10,7 @@ from bot.config import PROJECT_ROOT, ConfigError, load_config
 
 def test_the_demo_community_config_is_valid(config):
     assert config.default_language == "zh_Hans"
-    assert config.language_ids == ("zh_Hans", "zh_Hant", "en", "mn", "bo", "ug")
+    assert config.language_ids == ("zh_Hans", "zh_Hant", "en", "mn", "mn_Mong", "bo", "ug")
     assert config.language("ug").direction == "rtl"
     assert [n.number for n in config.emergency_numbers] == ["110", "119", "120"]
     assert config.category("safety_hazard").time_limit_hours == 2
@@ -28,11 +28,11 @@ def broken(tmp_path, change) -> str:
     return message
 
 
-def test_a_missing_translation_of_a_name_is_named(tmp_path, env):
+def test_a_name_missing_in_the_default_language_is_named(tmp_path, env):
     def drop(raw):
-        del raw["categories"][2]["name"]["bo"]
+        del raw["categories"][2]["name"]["zh_Hans"]
 
-    assert "categories[2].name.bo: missing" in broken(tmp_path, drop)
+    assert "categories[2].name.zh_Hans: missing" in broken(tmp_path, drop)
 
 
 def test_an_unknown_department_is_named(tmp_path, env):

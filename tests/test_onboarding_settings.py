@@ -34,8 +34,9 @@ def test_start_shows_the_picker_prompt_in_every_language(chat):
     resident.send("/start")
     assert resident.text.count("\n") == len(LANGUAGES) - 1
     assert "请选择您的语言。" in resident.text and "Please choose your language." in resident.text
+    assert "ᠬᠡᠯᠡ\u202fᠪᠡᠨ ᠰᠣᠩᠭᠣᠭᠠᠷᠠᠢ᠃" in resident.text  # traditional Mongolian script
     assert [b.label for b in resident.buttons] == [
-        "简体中文", "繁體中文", "English", "Монгол", "བོད་ཡིག", "ئۇيغۇرچە"]
+        "简体中文", "繁體中文", "English", "Монгол", "ᠮᠣᠩᠭᠣᠯ", "བོད་ཡིག", "ئۇيغۇرچە"]
 
 
 def test_a_language_can_be_typed_by_its_own_name(chat):

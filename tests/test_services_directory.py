@@ -174,6 +174,7 @@ def test_at_22_on_a_tuesday_it_is_closed_and_says_when_it_opens(nlu_assistant):
     ("mn", "Манай байрны ойролцоо ахмадуудад зориулсан хоолны газар бий юу"),
     ("bo", "ཉེ་འཁོར་དུ་རྒན་པའི་ཟ་ཁང་ཡོད་དམ།"),
     ("ug", "ياشانغانلار تاماق يەيدىغان ئاشخانا قەيەردە"),
+    ("mn_Mong", "ᠣᠶᠢᠷ\u180eᠠ ᠥᠳᠡᠯ ᠨᠠᠰᠤᠲᠠᠨ\u202fᠤ ᠬᠣᠭᠣᠯᠠᠨ\u202fᠤ ᠭᠠᠵᠠᠷ ᠪᠠᠶᠢᠨ\u180eᠠ ᠤᠤ"),  # traditional script
 ])
 def test_the_same_question_in_mongolian_tibetan_and_uyghur(nlu_assistant, config, language,
                                                             question):

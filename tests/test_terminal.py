@@ -34,9 +34,9 @@ def test_piped_chat_prints_one_block_per_line_and_no_prompt(migrated):
     out = blocks(done.stdout)
     assert len(out) == len(lines)
     assert ">" not in done.stdout.split("\n", 1)[0]
-    assert out[0].splitlines()[-6:] == [
-        "  1. 简体中文", "  2. 繁體中文", "  3. English", "  4. Монгол", "  5. བོད་ཡིག",
-        "  6. ئۇيغۇرچە",
+    assert out[0].splitlines()[-7:] == [
+        "  1. 简体中文", "  2. 繁體中文", "  3. English", "  4. Монгол", "  5. ᠮᠣᠩᠭᠣᠯ",
+        "  6. བོད་ཡིག", "  7. ئۇيغۇرچە",
     ]
     assert "  1. Report a problem" in out[2]
     assert "Please check your request:" in out[6] and "The lift is stuck on floor 3" in out[6]
@@ -56,7 +56,7 @@ def test_several_residents_share_one_database(migrated):
 
 
 def test_uyghur_lines_start_with_a_right_to_left_mark(migrated):
-    done = run_cli(migrated, "chat", "--resident", "u", input="/start\n6\n2\n")
+    done = run_cli(migrated, "chat", "--resident", "u", input="/start\n7\n2\n")  # 7: ئۇيغۇرچە
     menu = blocks(done.stdout)[2]
     for line in menu.splitlines():
         assert line.startswith(RLM), repr(line)

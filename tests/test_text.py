@@ -41,3 +41,12 @@ def test_numbers_in_every_script(text, number):
 ])
 def test_the_script_of_a_first_message_picks_the_language(config, text, language):
     assert guess_language(text, config.languages, config.default_language) == language
+
+
+def test_the_traditional_mongolian_shaping_characters_are_kept_inside_words():
+    """The vowel separator, the variation selectors and the narrow no-break space before a
+    suffix decide how a word is drawn: kept in a word, dropped where they shape nothing."""
+    written = "ᠰᠠᠶᠢᠨ ᠪᠠᠶᠢᠨ\u180eᠠ ᠤᠤ ᠭᠡᠷ\u202fᠲᠦ ᠨ\u180b"
+    assert clean(written) == written
+    assert clean("\u180e ᠤᠤ \u202f ᠠ\u202f") == "ᠤᠤ ᠠ"
+    assert clean("ᠠ\u202f\u202fᠤ") == "ᠠ ᠤ"

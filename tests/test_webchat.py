@@ -139,7 +139,7 @@ def test_a_new_visitor_gets_a_signed_cookie_a_web_resident_and_the_language_pick
     resident = web_resident(db, visitor_id)
     assert resident.channel == "web" and resident.flow == "onboarding"
     # The picker, with each language as a real button.
-    for name in ("简体中文", "繁體中文", "English", "Монгол", "བོད་ཡིག", "ئۇيغۇرچە"):
+    for name in ("简体中文", "繁體中文", "English", "Монгол", "ᠮᠣᠩᠭᠣᠯ", "བོད་ཡིག", "ئۇيغۇرچە"):
         assert re.search(rf'<button class="choice[^"]*" name="payload" value="lang:\w+">'
                          rf'<span class="number" aria-hidden="true">\d</span> '
                          rf'<span class="label">{name}</span>', response.text)

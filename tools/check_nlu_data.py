@@ -18,7 +18,9 @@ INTENTS = ["greet", "goodbye", "thank", "help", "affirm", "deny", "cancel", "rep
 VALUES = {
     "category": {"facility_repair", "utilities", "sanitation", "noise_dispute", "safety_hazard",
                  "elderly_help", "general"},
-    "language": {"zh_Hans", "zh_Hant", "en", "mn", "bo", "ug"},
+    # the language ids config.yml lists (a new language is data only)
+    "language": {item["id"] for item in yaml.safe_load(
+        (ROOT / "config.yml").read_text(encoding="utf-8"))["languages"]},
     "topic": {"elderly_care", "health", "housing", "safety", "social_security",
               "community_events"},
     "service_type": {"elderly_canteen", "clinic", "pharmacy", "legal_aid", "mediation",

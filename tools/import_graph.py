@@ -21,7 +21,8 @@ from pathlib import Path
 # Lower layers first; a module may import its own layer and those below it. A module is placed
 # by the longest prefix of its name listed here (bot.channels.base is not bot.channels).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("bot.messages", "bot.config", "bot.places", "bot.i18n", "bot.text", "bot.keys", "bot.specs",
+    ("nlu.normalise", "bot.messages", "bot.config", "bot.places", "bot.i18n", "bot.text",
+     "bot.keys", "bot.specs",
      "bot.voice", "bot.speech", "bot.models", "nlu.keywords", "nlu.encoder", "nlu.components"),
     ("bot.db", "bot.cluster", "bot.clip_gaps", "bot.console.models"),
     ("bot.services", "bot.delivery"),

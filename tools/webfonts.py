@@ -6,7 +6,7 @@ WOFF2 compresses with):
     /usr/bin/python3 tools/webfonts.py
 
 Two fonts per script: a full one (every Tibetan letter and stack, every Arabic letter Uyghur
-uses) and a tiny one with only the characters of the language picker (the language's own name
+uses, every traditional Mongolian letter) and a tiny one with only the characters of the language picker (the language's own name
 and "Please choose your language." from its catalog), so that the first screen, which shows all
 six languages, stays small; the full font is fetched only when a page has other text in that
 script (bot/channels/web_assets/static/chat.css lists both).
@@ -28,6 +28,9 @@ FONTS = {
     "tibetan": ("NotoSerifTibetan-Regular.ttf", "bo",
                 "U+0F00-0F14,U+0F20-0F29,U+0F40-0F6C,U+0F71-0F87,U+0F90-0FBC"),
     "uyghur": ("NotoSansArabic-Regular.ttf", "ug", "U+0600-06FF,U+FB50-FDFF,U+FE70-FEFF"),
+    # traditional Mongolian: every letter, the variation selectors, the vowel separator and the
+    # narrow no-break space, whose shaping rules (the font's GSUB) pick each letter's form
+    "mongolian": ("NotoSansMongolian-Regular.ttf", "mn_Mong", "U+1800-18AF,U+202F"),
 }
 PICKER = "Please choose your language."
 

@@ -347,6 +347,7 @@ class WebChannel:
         active = next((m["id"] for m in reversed(shown) if m["buttons"] or m["location"]), None)
         response = self.templates.TemplateResponse(request, "chat.html", {
             "texts": texts, "lang": _tag(language), "rtl": t.rtl, "messages": shown,
+            "vertical": self._vertical(language),
             "active": active, "last": last, "csrf": self.csrf_token(visitor),
             "community": t.name(self.config.community_names), "prefix": PREFIX,
         })
@@ -674,7 +675,8 @@ class WebChannel:
                 "text": texts["kept_once"]}
         message = {"id": row_id, "text": "", "buttons": [], "location": False,
                    "rtl": bool(payload.get("rtl")), "lang": _tag(payload.get("language") or ""),
-                   "audio": None, "map": None}
+                   "vertical": self._vertical(payload.get("language")), "audio": None,
+                   "map": None}
         if payload.get("voice"):
             if self._audio_file(row_id) is not None:
                 message["audio"] = f"{PREFIX}/audio/{row_id}"
@@ -690,6 +692,10 @@ class WebChannel:
         if payload.get("venue"):  # a map pin: a link to the place on OpenStreetMap
             message["map"] = reply_from_stored(payload).venue.map_url
         return message
+
+    def _vertical(self, language: str | None) -> bool:
+        """Whether config.yml says this language is written top to bottom (`vertical`)."""
+        return language in self.config.language_ids and self.config.language(language).vertical
 
     def _audio_file(self, row_id: int) -> Path | None:
         for suffix in AUDIO_SUFFIXES.values():

@@ -34,6 +34,7 @@ from bot.console.i18n import StaffTranslator
 from bot.console.masking import Masker
 from bot.console.models import AuditEntry, NluExport, StaffUser
 from bot.console.open_figures import OpenFigurePages
+from bot.console.translations import TranslationPages
 from bot.console.volunteers import VolunteerPages
 from bot.db import Database
 from bot.i18n import Catalogs
@@ -83,7 +84,7 @@ class ConsoleRoute:
 
 # --- the app -------------------------------------------------------------------------------
 class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, VolunteerPages,
-              GridPages, AlertPages):
+              GridPages, AlertPages, TranslationPages):
     """Holds config, database and templates; its methods are the pages."""
 
     def __init__(self, config: Config, db: Database):
@@ -574,6 +575,8 @@ class Console(CommunityPages, AccountPages, ClipPages, OpenFigurePages, Voluntee
             ConsoleRoute("/requests/{tracking_number}/escalate", self.escalate_request,
                          ("POST",), "staff", "request_escalate"),
             ConsoleRoute("/clips", self.clips_page, ("GET",), "viewer", "clips"),
+            ConsoleRoute("/translations", self.translations_page, ("GET",), "viewer",
+                         "translations"),
             ConsoleRoute("/clips/{language}/{clip}/audio", self.clip_audio, ("GET",), "viewer",
                          "clip_audio"),
             ConsoleRoute("/clips/{language}/{clip}", self.clip_upload, ("POST",), "staff",

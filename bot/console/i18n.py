@@ -25,6 +25,14 @@ ZH_HANS = {
     "Conversations": "对话",
     "NLU inbox": "语义收件箱",
     "Audit log": "审计日志",
+    "Translations": "翻译",
+    "Names that {file} gives only in the default language. Residents of that language see the "
+    "{language} name until it is added.":
+        "以下名称在 {file} 中只有默认语言的写法。在补上之前，使用该语言的居民看到的是{language}名称。",
+    "Missing names": "缺少的名称",
+    "Key in {file}": "{file} 中的位置",
+    "Shown instead": "暂时显示",
+    "Every name is given in every language.": "所有名称在每种语言中都已填写。",
     "Role": "角色",
     "admin": "管理员",
     "staff": "工作人员",

@@ -62,7 +62,7 @@ document.documentElement.classList.add("js");
 
   function draw(message, live) {
     if (document.getElementById("m" + message.id)) return;
-    const item = element("li", "msg bot");
+    const item = element("li", "msg bot" + (message.vertical ? " vertical" : ""));
     item.id = "m" + message.id;
     item.dataset.id = message.id;
     if (message.lang) item.lang = message.lang;
