@@ -76,12 +76,18 @@ class TokenBucket:
     def replay(self, ages: list[float]) -> None:
         """As if a token had been taken `ages` seconds ago for each: a sender taking over from
         one that stopped (another worker) goes on from its pace instead of a fresh burst."""
+        if not ages:
+            return
         now = time.monotonic()
+        # A full bucket before the oldest of them, then each taken at its time, refilling in
+        # between, then the refill up to now.
+        self.tokens, self.stamp = self.burst, now - max(ages)
         for age in sorted(ages, reverse=True):
             stamp = now - age
-            self.tokens = min(self.burst, self.tokens + max(0.0, stamp - self.stamp) * self.rate)
-            self.stamp = max(self.stamp, stamp)
-            self.tokens -= 1
+            self.tokens = min(self.burst, self.tokens + (stamp - self.stamp) * self.rate) - 1
+            self.stamp = stamp
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
 
 class Sender:

@@ -331,3 +331,19 @@ def test_with_sqlite_several_workers_are_refused(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "several workers need PostgreSQL" in done.stderr
+
+
+def test_a_sender_taking_over_goes_on_from_the_last_ones_pace():
+    """What the last elected sender sent in its last seconds counts against the new one's
+    buckets (bot/delivery.py TokenBucket.replay): no fresh burst, no needless pause."""
+    from bot.delivery import TokenBucket
+
+    chat = TokenBucket(1.0, 3.0)
+    chat.replay([0.0, 0.2, 0.4])  # a burst of three just now: the next waits most of a second
+    assert 0.5 < chat.delay() < 0.7
+    steady = TokenBucket(30.0, 30.0)
+    steady.replay([0.1 * i for i in range(40)])  # 10 a second for 4 s, a third of the rate
+    assert steady.delay() == 0.0 and steady.tokens > 27
+    fresh = TokenBucket(30.0, 30.0)
+    fresh.replay([])
+    assert fresh.tokens == 30.0
