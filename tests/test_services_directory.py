@@ -107,9 +107,11 @@ def _place(section, index=0):
     (lambda s: _place(s).pop("lat"), r"services.places\[0\]: needs both lat and lon"),
     (lambda s: _place(s).update(lon=200), r"services.places\[0\].lon"),
     (lambda s: _place(s).update(phone="call me"), r"services.places\[0\].phone"),
-    (lambda s: _place(s)["description"].pop("ug"), r"services.places\[0\].description.ug"),
-    (lambda s: _place(s)["name"].pop("bo"), r"services.places\[0\].name.bo"),
-    (lambda s: s["types"][1]["name"].pop("mn"), r"services.types\[1\].name.mn"),
+    # The default language's names are required; another language's may be left out (below).
+    (lambda s: _place(s)["description"].pop("zh_Hans"),
+     r"services.places\[0\].description.zh_Hans"),
+    (lambda s: _place(s)["name"].pop("zh_Hans"), r"services.places\[0\].name.zh_Hans"),
+    (lambda s: s["types"][1]["name"].pop("zh_Hans"), r"services.types\[1\].name.zh_Hans"),
     (lambda s: _place(s)["hours"][1].update({"from": "19:00"}),
      r"services.places\[0\].hours\[1\].to"),
     (lambda s: _place(s)["hours"][0].update(days=["tue", "someday"]),
@@ -125,6 +127,17 @@ def _place(section, index=0):
 def test_config_errors_in_services_name_the_key(tmp_path, change, key):
     with pytest.raises(ConfigError, match=key):
         with_services(tmp_path, change)
+
+
+def test_a_service_name_left_out_in_another_language_falls_back_with_a_warning(tmp_path,
+                                                                               caplog):
+    """Issue 17's rule for every name in config.yml: a language other than the default may
+    leave one out; residents see the default language's, and start-up says so once."""
+    with caplog.at_level("WARNING", logger="bot.config"):
+        config = with_services(tmp_path, lambda s: _place(s)["name"].pop("bo"))
+    assert "services.places[0].name has no bo name" in caplog.text
+    place = config.services[0]
+    assert "bo" not in place.names and place.names["zh_Hans"]
 
 
 def test_a_community_without_services_still_loads(tmp_path):
