@@ -59,8 +59,11 @@ def test_grids_are_checked_when_the_config_is_loaded(tmp_path):
         with_grids(tmp_path, GRIDS.replace("number: 2", "number: 1"))
     with pytest.raises(ConfigError, match=r"grids\[0\].buildings\[1\].*both lat and lon"):
         with_grids(tmp_path, GRIDS.replace(", lon: 116.33", ""))
-    with pytest.raises(ConfigError, match=r"grids\[0\].name.ug"):
-        with_grids(tmp_path, GRIDS.replace(", ug: شەرق", ""))
+    # The default language's name is required; another's may be left out (issue 17): it
+    # falls back to the default language's.
+    with pytest.raises(ConfigError, match=r"grids\[0\].name.zh_Hans"):
+        with_grids(tmp_path, GRIDS.replace("zh_Hans: 东区, ", ""))
+    assert "ug" not in with_grids(tmp_path, GRIDS.replace(", ug: شەرق", "")).grid("east").names
 
 
 def test_a_report_from_building_5_lands_in_the_west_grid(chat, db):
