@@ -302,28 +302,35 @@ class FakeBotAPI:
     async def _deliver_one_by_one(self) -> None:
         """One of `webhook_parallel` connections: the next update waiting, again until it is
         answered 2xx (it goes back in the queue meanwhile)."""
-        from aiohttp import ClientError, ClientSession, ClientTimeout
+        from aiohttp import ClientSession, ClientTimeout
 
         async with ClientSession(timeout=ClientTimeout(total=10)) as http:
             while self.webhook is not None:
                 update = await self._waiting.get()
-                hook = self.webhook
-                headers = ({"X-Telegram-Bot-Api-Secret-Token": hook["secret"]}
-                           if hook["secret"] else {})
-                try:
-                    async with http.post(hook["url"], json=update, headers=headers) as response:
-                        status = response.status
-                except (ClientError, asyncio.TimeoutError, OSError):
-                    status = 0
-                if self.on_webhook_answer is not None:
-                    self.on_webhook_answer(update["update_id"], status)
-                if not 200 <= status < 300:
+                if not 200 <= await self._call_webhook(http, update) < 300:
                     await asyncio.sleep(self.webhook_retry)
                     self._waiting.put_nowait(update)
 
+    async def _call_webhook(self, http, update: dict) -> int:
+        """One webhook call as Telegram makes it; its HTTP status (0: no answer), recorded."""
+        from aiohttp import ClientError
+
+        hook = self.webhook
+        headers = {"X-Telegram-Bot-Api-Secret-Token": hook["secret"]} if hook["secret"] else {}
+        try:
+            async with http.post(hook["url"], json=update, headers=headers) as response:
+                status = response.status
+        except (ClientError, asyncio.TimeoutError, OSError):
+            status = 0
+        with self._lock:
+            self.webhook_calls.append((update["update_id"], status))
+        if self.on_webhook_answer is not None:
+            self.on_webhook_answer(update["update_id"], status)
+        return status
+
     async def _deliver(self) -> None:
         """Telegram's side of a webhook: each update in turn, again until answered 2xx."""
-        from aiohttp import ClientError, ClientSession, ClientTimeout
+        from aiohttp import ClientSession, ClientTimeout
 
         async with ClientSession(timeout=ClientTimeout(total=10)) as http:
             while self.webhook is not None:
@@ -335,18 +342,8 @@ class FakeBotAPI:
                         except asyncio.TimeoutError:
                             pass
                         continue
-                update, hook = ready[0], self.webhook
-                headers = ({"X-Telegram-Bot-Api-Secret-Token": hook["secret"]}
-                           if hook["secret"] else {})
-                try:
-                    async with http.post(hook["url"], json=update, headers=headers) as response:
-                        status = response.status
-                except (ClientError, asyncio.TimeoutError, OSError):
-                    status = 0
-                with self._lock:
-                    self.webhook_calls.append((update["update_id"], status))
-                if self.on_webhook_answer is not None:
-                    self.on_webhook_answer(update["update_id"], status)
+                update = ready[0]
+                status = await self._call_webhook(http, update)
                 if 200 <= status < 300:
                     self._acked = max(self._acked, update["update_id"] + 1)
                 else:
