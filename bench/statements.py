@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import LANGUAGES, script
+from bench.load import free_port as _free_port
 from tests.fake_bot_api import FakeBotAPI
 from tests.postgres import PostgresServer
 
@@ -117,14 +118,6 @@ async def drive(residents: int, messages: int) -> tuple[int, Counter, int]:
         fake.stop()
         db.dispose()
     return sent, counts, commits
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main() -> None:

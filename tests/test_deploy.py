@@ -25,6 +25,7 @@ import yaml
 from bot.cli import parser as cli_parser
 from bot.config import PROJECT_ROOT, load_config
 from bot.db import Database
+from tests.console_helpers import _free_port
 
 DEPLOY = PROJECT_ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -526,12 +527,6 @@ class _Backend(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")

@@ -24,14 +24,9 @@ from bot.wiring import installed_channels
 from nlu import evaluate
 from nlu.remote import HttpUnderstander
 from tests.conftest import Chat
+from tests.console_helpers import _free_port as free_port
 
 READY_WITHIN = 120  # seconds: Rasa imports TensorFlow, then loads the model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

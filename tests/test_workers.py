@@ -28,18 +28,13 @@ from bot.channels.telegram.settings import Settings
 from bot.config import PROJECT_ROOT
 from bot.db import Database, upgrade
 from bot.models import ChannelInbox, OutboxMessage, Resident, Turn
+from tests.console_helpers import _free_port
 from tests.fake_bot_api import FakeBotAPI
 
 RATE = 8.0  # LINLI_TELEGRAM_RATE for these runs: messages a second for the whole bot
 CHATS = [7100 + i for i in range(6)]
 MESSAGES = 8  # per resident
 JITTER = 2  # messages: see _check_rates
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Worker:
